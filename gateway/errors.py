@@ -1,0 +1,13 @@
+"""Errors the core and its adapters raise: retryable (a later try may succeed) or permanent (quarantine)."""
+
+
+class RenkeiError(Exception):
+    """Base of every error Renkei raises on purpose."""
+
+
+class RetryableError(RenkeiError):
+    """A transient failure (throttling, a 5xx, a timeout): retry with backoff."""
+
+
+class PermanentError(RenkeiError):
+    """Retrying cannot help: the input or delivery goes to quarantine with the reason."""
