@@ -17,7 +17,9 @@ from gateway.model import StixObject
 from gateway.stixjson import NON_CONTENT_REFS, SCO_TYPES
 
 REDACTED = "[REDACTED]"
-_IP_CANDIDATE = re.compile(r"(?<![\w.:])(?:\d{1,3}(?:\.\d{1,3}){3}|[0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f]{0,4}){2,7})(?![\w.:])")
+_IP_CANDIDATE = re.compile(
+    r"(?<![\w.:])(?:\d{1,3}(?:\.\d{1,3}){3}|[0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f]{0,4}){2,7})(?![\w.:])"
+)
 _DOMAIN = re.compile(r"^(?=.{1,253}$)(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z][a-z0-9-]{0,62}$", re.IGNORECASE)
 # Keys whose values are structure, not content: never rewritten.
 _STRUCTURAL = frozenset({"type", "id", "spec_version", "created", "modified", "extension_type"})
@@ -94,9 +96,7 @@ def anonymize(
     for obj_id, obj in by_id.items():
         if obj["type"] == "identity" and (obj_id in sender_ids or str(obj.get("name", "")).lower() in names):
             withheld[obj_id] = "anonymize:sender-identity"
-        elif (obj["type"] in SCO_TYPES or obj["type"] == "indicator") and redactor.touches(
-            {k: v for k, v in obj.items() if k not in _STRUCTURAL}
-        ):
+        elif _identified_by_private_value(obj, redactor):
             withheld[obj_id] = "anonymize:private-value"
     withheld.update(_recipients(by_id))
 
@@ -109,6 +109,16 @@ def anonymize(
             clean["created_by_ref"] = hub_identity_id
         out.append(clean)
     return Anonymized(out, withheld)
+
+
+def _identified_by_private_value(obj: StixObject, redactor: Redactor) -> bool:
+    """An SCO (whose id derives from its values) or an indicator whose pattern names a private value.
+
+    Redacting those would leave a pattern that matches nothing, or an id that still gives the value away.
+    """
+    if obj["type"] in SCO_TYPES:
+        return redactor.touches({k: v for k, v in obj.items() if k not in _STRUCTURAL})
+    return obj["type"] == "indicator" and redactor.touches(obj.get("pattern", ""))
 
 
 def _recipients(objects: dict[str, StixObject]) -> dict[str, str]:
@@ -131,9 +141,7 @@ def _scrub(obj: StixObject, redactor: Redactor, withheld: set[str]) -> StixObjec
         elif obj["type"] == "email-message" and key in _RECIPIENT_REFS:
             continue
         elif obj["type"] == "email-message" and key == "additional_header_fields" and isinstance(value, dict):
-            out[key] = {
-                h: _redact_value(v, redactor) for h, v in value.items() if h.lower() not in _RECIPIENT_HEADERS
-            }
+            out[key] = {h: _redact_value(v, redactor) for h, v in value.items() if h.lower() not in _RECIPIENT_HEADERS}
         elif key.endswith("_refs") and isinstance(value, list):
             kept = [r for r in value if r not in withheld]
             if kept or not value:

@@ -32,7 +32,11 @@ class Changes:
         return bool(self.added or self.removed or self.changed)
 
     def headline(self) -> str:
-        parts = [f"{len(v)} {k}" for k, v in (("changed", self.changed), ("added", self.added), ("removed", self.removed)) if v]
+        parts = [
+            f"{len(v)} {k}"
+            for k, v in (("changed", self.changed), ("added", self.added), ("removed", self.removed))
+            if v
+        ]
         return ", ".join(parts) or "no visible change"
 
 
@@ -58,14 +62,16 @@ def _show(value: Any) -> str:
 def describe(obj: StixObject, old_version: str, new_version: str, changes: Changes) -> str:
     """Plain words a person reads in a second: what is new since the version they received."""
     title = obj.get("name") or obj.get("id")
-    lines = [f"Update to {obj['type']} \"{title}\": version {new_version} replaces {old_version}, which you received."]
+    lines = [f'Update to {obj["type"]} "{title}": version {new_version} replaces {old_version}, which you received.']
     lines += [f"- changed {k}: {_show(a)} -> {_show(b)}" for k, (a, b) in sorted(changes.changed.items())]
     lines += [f"- added {k}: {_show(v)}" for k, v in sorted(changes.added.items())]
     lines += [f"- removed {k} (was {_show(v)})" for k, v in sorted(changes.removed.items())]
     return "\n".join(lines)
 
 
-def change_note(obj: StixObject, versions: tuple[str, str], changes: Changes, author_id: str, created: str) -> StixObject:
+def change_note(
+    obj: StixObject, versions: tuple[str, str], changes: Changes, author_id: str, created: str
+) -> StixObject:
     """The note that travels with an update: `versions` is (the one the destination had, the new one).
 
     Same id for every destination that had the same old version.

@@ -43,9 +43,9 @@ from gateway.normalize import (
     with_source,
     with_tlp1,
 )
-from gateway.scope import to_json as scope_json
 from gateway.ports import BlobStore, Channel, StateStore
 from gateway.route import HubView, decide
+from gateway.scope import to_json as scope_json
 from gateway.seal import Sealer
 from gateway.stixjson import InputRefused, ObjectInvalid, check_object, load_bundle
 from gateway.tlp import TLP2_EXTENSION_DEFINITION, TLP2_EXTENSION_ID, tlp1_definition, tlp2_definition
@@ -152,7 +152,12 @@ class Pipeline:
         return result
 
     def ingest_objects(
-        self, objects: list[Any], sender: SenderPolicy, input_name: str, raw: bytes, hops: tuple[str, ...] = ()
+        self,
+        objects: list[Any],
+        sender: SenderPolicy,
+        input_name: str,
+        raw: bytes,
+        hops: tuple[str, ...] = (),
     ) -> RunResult:
         """Objects a connector made from its input (a feed, a mail); `raw` is the input as received."""
         result = RunResult()
@@ -163,7 +168,9 @@ class Pipeline:
         self.route_objects(objects, sender, input_name, raw_ref, hops, result)
         return result
 
-    def quarantine_input(self, raw: bytes, sender: SenderPolicy, input_name: str, reason: str, detail: str) -> RunResult:
+    def quarantine_input(
+        self, raw: bytes, sender: SenderPolicy, input_name: str, reason: str, detail: str
+    ) -> RunResult:
         """For connectors that refuse an input before it is STIX (bad XML, spoofed mail...)."""
         result = RunResult()
         self._quarantine_input(result, sender, input_name, self._store_raw(raw), reason, detail)
@@ -293,7 +300,12 @@ class Pipeline:
                 item.verdict = Verdict.DUPLICATE if dup else Verdict.CONFLICT
             else:
                 item.verdict = classify(
-                    item.version, item.norm.content_hash, item.norm.routable, sender, latest.get(key[0]), same.get(key)
+                    item.version,
+                    item.norm.content_hash,
+                    item.norm.routable,
+                    sender,
+                    latest.get(key[0]),
+                    same.get(key),
                 )
                 seen_in_run[key] = item.norm.content_hash
             if item.verdict in (Verdict.DUPLICATE, Verdict.STALE):
@@ -424,13 +436,24 @@ class Pipeline:
             result.counts["delivered" if delivered else "withheld"] += 1
             for dest_id, decision in item.decisions.items():
                 result.decisions.append(
-                    DecisionLine(item.original["id"], item.stamp or item.version, dest_id, decision.allowed, decision.reason)
+                    DecisionLine(
+                        item.original["id"],
+                        item.stamp or item.version,
+                        dest_id,
+                        decision.allowed,
+                        decision.reason,
+                    )
                 )
 
     # --- delivery ----------------------------------------------------------------------------------
 
     def _deliver(
-        self, items: list[_Item], definitions: dict[str, StixObject], sender: SenderPolicy, now: datetime, result: RunResult
+        self,
+        items: list[_Item],
+        definitions: dict[str, StixObject],
+        sender: SenderPolicy,
+        now: datetime,
+        result: RunResult,
     ) -> None:
         pairs = {(dest, i.original["id"]) for i in items for dest, d in i.decisions.items() if d.allowed}
         previously = self.state.delivered(pairs)
@@ -480,7 +503,11 @@ class Pipeline:
         return notes
 
     def _bundle(
-        self, dest: Community, chosen: list[_Item], notes: list[StixObject], definitions: dict[str, StixObject]
+        self,
+        dest: Community,
+        chosen: list[_Item],
+        notes: list[StixObject],
+        definitions: dict[str, StixObject],
     ) -> StixObject:
         """The bundle exactly as `dest` receives it: objects, their notes, and every definition they need."""
         legacy = "1.0" in dest.tlp_ids
@@ -493,7 +520,9 @@ class Pipeline:
             levels.add(level)
             statement_refs.update(item.norm.statement_markings)
             objects.append(with_tlp1(item.norm.obj, level) if legacy else item.norm.obj)
-        objects += [with_tlp1(n, Tlp.parse(n["extensions"][RENKEI_EXTENSION_ID]["tlp"])) if legacy else n for n in notes]
+        objects += [
+            with_tlp1(n, Tlp.parse(n["extensions"][RENKEI_EXTENSION_ID]["tlp"])) if legacy else n for n in notes
+        ]
         support: list[StixObject] = [tlp2_definition(level) for level in sorted(levels)]
         if legacy:
             support += [tlp1_definition(level) for level in sorted(levels)]
@@ -504,7 +533,9 @@ class Pipeline:
         if notes or any(o.get("created_by_ref") == self.hub_identity["id"] for o in objects):
             support.append(self.hub_identity)
         content = [*support, *objects]
-        bundle_id = uuid.uuid5(RENKEI_NAMESPACE, dest.id + "|" + "|".join(f"{o['id']}@{o.get('modified', '')}" for o in objects))
+        bundle_id = uuid.uuid5(
+            RENKEI_NAMESPACE, dest.id + "|" + "|".join(f"{o['id']}@{o.get('modified', '')}" for o in objects)
+        )
         return {"type": "bundle", "id": f"bundle--{bundle_id}", "objects": content}
 
     # --- bookkeeping -------------------------------------------------------------------------------
@@ -591,4 +622,3 @@ def _other_extension_definitions(objects: Iterable[StixObject], definitions: dic
 
 def _stamp(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
-

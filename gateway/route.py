@@ -120,7 +120,13 @@ def _accepts(item: Routable, dest: Community) -> Decision | None:
     return None
 
 
-_CVSS_KEYS = ("x_cvss_base_score", "x_opencti_cvss_base_score", "x_cvss_score", "cvss_base_score", "base_score")
+_CVSS_KEYS = (
+    "x_cvss_base_score",
+    "x_opencti_cvss_base_score",
+    "x_cvss_score",
+    "cvss_base_score",
+    "base_score",
+)
 
 
 def cvss_base_score(obj: Mapping[str, Any]) -> float | None:

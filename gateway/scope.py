@@ -31,11 +31,7 @@ def is_within(narrower: Scope, wider: Scope) -> bool:
         names_ok = wider.shares_with_all or set(narrower.share_with) <= set(wider.share_with)
     else:
         names_ok = wider.shares_with_all
-    return (
-        names_ok
-        and narrower.excluded_ids >= wider.excluded_ids
-        and narrower.excluded_kinds >= wider.excluded_kinds
-    )
+    return names_ok and narrower.excluded_ids >= wider.excluded_ids and narrower.excluded_kinds >= wider.excluded_kinds
 
 
 def to_json(scope: Scope) -> dict[str, Any]:

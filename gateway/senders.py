@@ -11,6 +11,7 @@ from schemas.config import (
     PeerChannel,
     PeerConnector,
     Scope,
+    SenderChoices,
     TaxiiChannel,
     TaxiiConnector,
 )
@@ -31,7 +32,7 @@ def sender_for(config: HubConfig, connector_id: str, member: MemberRule | None =
         raise UnknownConnector(connector_id)
     org = connector.sender.org if connector.sender else connector.id
     community = connector.sender.community if connector.sender else None
-    choices = [connector]
+    choices: list[SenderChoices] = [connector]
     private: tuple[str, ...] = ()
     if member is not None:
         org, community = member.org, member.community or community

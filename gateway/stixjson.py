@@ -22,7 +22,9 @@ MAX_DEPTH = 64
 MAX_SAFE_INT = 2**53 - 1  # I-JSON: integers beyond this do not survive other parsers
 FUTURE_SKEW = timedelta(days=1)
 
-_ID = re.compile(r"^([a-z0-9][a-z0-9-]*[a-z0-9]|[a-z0-9])--([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})$")
+_ID = re.compile(
+    r"^([a-z0-9][a-z0-9-]*[a-z0-9]|[a-z0-9])--([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})$"
+)
 _TIMESTAMP = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$")
 # STIX Cyber-observable types (2.1 section 6): no created/modified, spec_version optional.
 SCO_TYPES = frozenset(
@@ -178,4 +180,6 @@ def _check_text(text: str) -> None:
 
 def definitions_of(objects: list[StixObject]) -> Iterator[StixObject]:
     """The marking- and extension-definition objects of a bundle."""
-    return (o for o in objects if isinstance(o, dict) and o.get("type") in ("marking-definition", "extension-definition"))
+    return (
+        o for o in objects if isinstance(o, dict) and o.get("type") in ("marking-definition", "extension-definition")
+    )

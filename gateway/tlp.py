@@ -122,7 +122,7 @@ def _custom_field_levels(obj: StixObject) -> Iterable[Tlp]:
         if key.startswith("x_") and _CUSTOM_MARKING_KEY.search(key) and value not in (None, "", [], {}):
             values = value if isinstance(value, list) else [value]
             for item in values:
-                yield Tlp.try_parse(item) or (_level_in_text(item) if isinstance(item, str) else None) or Tlp.RED
+                yield (Tlp.try_parse(item) or (_level_in_text(item) if isinstance(item, str) else None) or Tlp.RED)
     for label in obj.get("labels") or ():
         if isinstance(label, str) and label.lower().startswith("tlp"):
             yield Tlp.try_parse(label) or Tlp.RED

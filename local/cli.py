@@ -1,0 +1,199 @@
+"""The `gateway` command (see ../shared/contract/README.md): check, schema, ingest, trace, pending, approve, demo."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import orjson
+import typer
+from rich.console import Console
+
+from connectors.stix.source import SourceError, read_inputs
+from gateway.pipeline import RunResult
+from gateway.senders import UnknownConnector, sender_for
+from local import report
+from local.config_file import ConfigInvalid, check_file, config_json_schema, load_config_or_raise
+from local.runtime import embedded_hub
+from schemas.config import HubConfig
+
+app = typer.Typer(
+    name="gateway",
+    help="Renkei: a federated gateway for threat-intelligence sharing (STIX 2.1, TLP 2.0, sender scope).",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+err = Console(stderr=True)
+
+ConfigOpt = Annotated[Path | None, typer.Option("--config", help="hub config file (else the onboarded registry)")]
+StateOpt = Annotated[Path | None, typer.Option("--state", help="folder that keeps the embedded state between runs")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="print the result as one JSON object on stdout")]
+
+USAGE_ERROR = 2
+
+
+def _fail(message: str) -> typer.Exit:
+    err.print(f"[red]error:[/red] {message}", highlight=False)
+    return typer.Exit(USAGE_ERROR)
+
+
+def _routing(config: Path | None, state: Path | None) -> HubConfig:
+    """Routing comes from --config for this run, else from the registry onboarded into --state."""
+    if config is not None:
+        try:
+            return load_config_or_raise(config)
+        except ConfigInvalid as invalid:
+            for problem in invalid.errors:
+                err.print(str(problem), highlight=False)
+            raise typer.Exit(USAGE_ERROR) from None
+    if state is not None and (state / "registry.json").exists():
+        return HubConfig.model_validate_json((state / "registry.json").read_bytes())
+    raise _fail("no routing: give --config FILE, or --state DIR after `gateway onboard`")
+
+
+@app.command()
+def check(config: Annotated[Path, typer.Option("--config", help="hub config file")]) -> None:
+    """Validate a hub config; every error as FILE:LINE: message. Exit 0 valid, 2 invalid."""
+    problems = check_file(config)
+    for problem in problems:
+        typer.echo(str(problem))
+    if problems:
+        raise typer.Exit(USAGE_ERROR)
+    typer.echo(f"{config}: valid")
+
+
+@app.command()
+def schema() -> None:
+    """Print the JSON Schema of the hub config."""
+    typer.echo(json.dumps(config_json_schema(), indent=2))
+
+
+@app.command()
+def ingest(
+    inputs: Annotated[list[str], typer.Argument(help="CONNECTOR_ID[=INPUT]: a file, a folder or a URL")],
+    config: ConfigOpt = None,
+    state: StateOpt = None,
+    out: Annotated[Path | None, typer.Option("--out", help="dry run: write what each community would receive")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Run inputs, in order, each through its connector and the whole pipeline."""
+    hub_config = _routing(config, state)
+    plan = _plan(hub_config, inputs, base=config.parent if config else Path.cwd())
+    total = RunResult()
+    with embedded_hub(hub_config, state, out) as hub, report.progress(err, len(plan)) as advance:
+        for connector_id, source in plan:
+            sender = sender_for(hub_config, connector_id)
+            try:
+                for raw in read_inputs(source):
+                    total.merge(hub.pipeline.ingest(raw.data, sender, raw.name))
+                    advance()
+            except SourceError as exc:
+                raise _fail(str(exc)) from None
+        if out is not None:
+            report.write_out_dir(out, total, hub.aws.blobs)
+    if as_json:
+        sys.stdout.write(orjson.dumps(total.summary()).decode() + "\n")
+    else:
+        report.print_run(Console(), total, hub_config)
+
+
+def _plan(config: HubConfig, inputs: list[str], base: Path) -> list[tuple[str, str]]:
+    """(connector id, source) pairs; a bare id polls the connector's configured source.
+
+    A relative `source` in the config is relative to the config file; one on the command line, to here.
+    """
+    plan = []
+    for spec in inputs:
+        connector_id, _, source = spec.partition("=")
+        connector = config.connector(connector_id)
+        if connector is None:
+            known = ", ".join(c.id for c in config.connectors) or "none"
+            raise _fail(f"unknown connector {connector_id!r} (known: {known})")
+        if connector.type != "stix":
+            raise _fail(
+                f"connector {connector_id!r} is of type {connector.type!r}, whose input side is not built yet; "
+                "this version ingests `stix` connectors (bundle files, folders, URLs)"
+            )
+        if not source:
+            configured = getattr(connector, "source", None)
+            if not configured:
+                raise _fail(f"connector {connector_id!r} has no `source`: give {connector_id}=FILE")
+            is_url = configured.startswith(("http://", "https://"))
+            source = configured if is_url or Path(configured).is_absolute() else str(base / configured)
+        plan.append((connector_id, source))
+    return plan
+
+
+@app.command()
+def trace(
+    object_id: Annotated[str, typer.Argument(help="a STIX id")],
+    state: Annotated[Path, typer.Option("--state", help="the embedded state folder")],
+    config: ConfigOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """For each version of an object: every destination, allowed or withheld, and the reason. Exit 1 if unknown."""
+    hub_config = _routing(config, state)
+    with embedded_hub(hub_config, state) as hub:
+        history = hub.aws.state.history(object_id)
+    if not history:
+        err.print(f"{object_id}: unknown to this hub")
+        raise typer.Exit(1)
+    if as_json:
+        sys.stdout.write(orjson.dumps(report.trace_json(object_id, history)).decode() + "\n")
+    else:
+        report.print_trace(Console(), object_id, history)
+
+
+@app.command()
+def pending(
+    state: Annotated[Path, typer.Option("--state")], config: ConfigOpt = None, as_json: JsonOpt = False
+) -> None:
+    """List what waits for a sender's approval."""
+    hub_config = _routing(config, state)
+    with embedded_hub(hub_config, state) as hub:
+        items = hub.aws.state.pending()
+    if as_json:
+        sys.stdout.write(orjson.dumps([report.pending_json(i) for i in items]).decode() + "\n")
+    else:
+        report.print_pending(Console(), items)
+
+
+@app.command()
+def approve(
+    pending_id: Annotated[str, typer.Argument(help="an id from `gateway pending`")],
+    state: Annotated[Path, typer.Option("--state")],
+    config: ConfigOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Release a pending input into routing."""
+    hub_config = _routing(config, state)
+    with embedded_hub(hub_config, state) as hub:
+        item = next((p for p in hub.aws.state.pending() if p.pending_id == pending_id), None)
+        if item is None:
+            raise _fail(f"{pending_id}: nothing pending with that id")
+        try:
+            sender = sender_for(hub_config, item.connector)
+        except UnknownConnector:
+            raise _fail(f"{pending_id}: its connector {item.connector!r} is no longer configured") from None
+        result = hub.pipeline.approve(pending_id, sender)
+    if result is None:
+        raise _fail(f"{pending_id}: already approved or expired")
+    if as_json:
+        sys.stdout.write(orjson.dumps(result.summary()).decode() + "\n")
+    else:
+        report.print_run(Console(), result, hub_config)
+
+
+@app.command()
+def demo(as_json: JsonOpt = False) -> None:
+    """Run the bundled example end to end on the embedded default and show what went where and why."""
+    from local.demo import run_demo  # the demo's fixtures load only when asked for
+
+    run_demo(as_json=as_json)
+
+
+def main() -> None:  # pragma: no cover - console entry point
+    app()

@@ -1,0 +1,78 @@
+"""The embedded default: the same pipeline and adapters as on AWS, with moto's server on 127.0.0.1 for AWS.
+
+This is a composition root, like a Lambda handler: the one place where adapters are wired.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from connectors.aws.collections import CollectionStore
+from connectors.outdir.channel import OutDirChannel
+from gateway.errors import RenkeiError
+from gateway.pipeline import Pipeline
+from local.embedded import EmbeddedAws
+from schemas.config import Community, EmailChannel, HubConfig, PeerChannel, PullChannel, TaxiiChannel
+
+SEAL_KEY_FILE = "seal.key"
+
+
+class ChannelNotBuilt(RenkeiError):
+    """A delivery channel whose sender is not built yet: the objects stay undelivered and are reported."""
+
+
+class LiveChannels:
+    """Delivers to each destination's configured channels. `pull` stores into Renkei's own collection."""
+
+    def __init__(self, config: HubConfig, collections: CollectionStore) -> None:
+        self._by_id: dict[str, Community] = {c.id: c for c in config.communities}
+        self._collections = collections
+
+    def deliver(self, destination: str, bundle: dict[str, Any]) -> None:
+        missing = []
+        for channel in self._by_id[destination].deliver:
+            if isinstance(channel, PullChannel):
+                self._collections.add(destination, bundle["objects"])
+            elif isinstance(channel, TaxiiChannel | EmailChannel | PeerChannel):
+                missing.append(type(channel).__name__.removesuffix("Channel").lower())
+        if missing:
+            raise ChannelNotBuilt(f"{destination}: channel {', '.join(missing)} is not built yet")
+
+
+@dataclass
+class EmbeddedHub:
+    config: HubConfig
+    aws: EmbeddedAws
+    pipeline: Pipeline
+
+
+@contextmanager
+def embedded_hub(config: HubConfig, state_dir: Path | None, out_dir: Path | None = None) -> Iterator[EmbeddedHub]:
+    """Start moto's server (with the persisted state of `state_dir`), wire the pipeline, save on exit."""
+    with EmbeddedAws(state_dir) as aws:
+        if out_dir is not None:
+            channel: Any = OutDirChannel(out_dir)
+        else:
+            channel = LiveChannels(config, CollectionStore(aws.table_name("objects"), aws.dynamodb))
+        pipeline = Pipeline(config, aws.state, aws.blobs, channel, seal_key=seal_key(config, state_dir))
+        yield EmbeddedHub(config, aws, pipeline)
+
+
+def seal_key(config: HubConfig, state_dir: Path | None) -> bytes:
+    """The key that seals anonymisation mappings: from the environment, or kept beside the embedded state."""
+    if config.hub.seal_key_env and os.environ.get(config.hub.seal_key_env):
+        return os.environ[config.hub.seal_key_env].encode()
+    if state_dir is None:
+        return secrets.token_bytes(32)
+    path = state_dir / SEAL_KEY_FILE
+    if not path.exists():
+        state_dir.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(secrets.token_bytes(32))
+        path.chmod(0o600)
+    return path.read_bytes()
