@@ -70,7 +70,7 @@ TlpLevel = Annotated[
         {
             "type": "string",
             "enum": ["CLEAR", "GREEN", "AMBER", "AMBER+STRICT", "RED", "WHITE"],
-            "description": "the sender's TLP; an object's own marking may only make it stricter (WHITE = CLEAR)",
+            "description": ("the sender's TLP; an object's own marking may only make it stricter (WHITE = CLEAR)"),
         }
     ),
 ]
@@ -189,7 +189,8 @@ class PeerTarget(_Model):
     url: str = Field(pattern=r"^https?://")
     public_key_env: EnvName
     hub_id: Identifier | None = Field(
-        default=None, description="the peer's own hub id, as it appears in hop lists (default: the community id)"
+        default=None,
+        description="the peer's own hub id, as it appears in hop lists (default: the community id)",
     )
 
 
@@ -211,6 +212,9 @@ class Accepts(_Model):
     secret: bool = True
 
 
+TlpId = Literal["2.0", "1.0"]
+
+
 class Community(_Model):
     """A destination: every object is routed to it or withheld from it, with a reason."""
 
@@ -220,7 +224,7 @@ class Community(_Model):
     tier: Literal["task-force-1", "task-force-2", "general"] = "general"
     deliver: list[Channel] = Field(min_length=1)
     accepts: Accepts = Field(default_factory=Accepts)
-    tlp_ids: list[Literal["2.0", "1.0"]] = Field(default_factory=lambda: ["2.0"])
+    tlp_ids: list[TlpId] = Field(default_factory=lambda: list[TlpId](["2.0"]))
 
     @field_validator("tlp_ids")
     @classmethod
@@ -323,11 +327,12 @@ class Hub(_Model):
     name: str | None = None
     signing_key_env: EnvName | None = None
     seal_key_env: EnvName | None = Field(
-        default=None, description="key that seals the anonymisation mapping (embedded default: one kept in --state)"
+        default=None,
+        description="key that seals the anonymisation mapping (embedded default: one kept in --state)",
     )
     remote: list[Identifier] = Field(
         default_factory=list,
-        description="community and organisation ids served by other hubs of the federation, that scopes may name",
+        description=("community and organisation ids served by other hubs of the federation, that scopes may name"),
     )
     approval_expires_after: str = Field(default="7d", description="pending objects expire after this, with notice")
 
@@ -355,7 +360,9 @@ class HubConfig(_Model):
     def community(self, community_id: str) -> Community | None:
         return next((c for c in self.communities if c.id == community_id), None)
 
-    def connector(self, connector_id: str) -> FeedConnector | EmailConnector | TaxiiConnector | PeerConnector | StixConnector | None:
+    def connector(
+        self, connector_id: str
+    ) -> FeedConnector | EmailConnector | TaxiiConnector | PeerConnector | StixConnector | None:
         return next((c for c in self.connectors if c.id == connector_id), None)
 
     @property
