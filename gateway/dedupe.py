@@ -37,6 +37,8 @@ def canonical_version(stamp: str) -> str:
     """A version key that sorts as a string: `...05Z` and `...05.000Z` are the same instant."""
     if stamp.startswith("sha256:"):
         return stamp
+    if len(stamp) == 24 and stamp[19] == "." and stamp[23] == "Z":  # the common millisecond form: no parsing
+        return stamp[:23] + "000Z"
     try:
         moment = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
     except ValueError:

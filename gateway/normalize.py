@@ -119,18 +119,28 @@ def normalize(
     sender: SenderPolicy,
     hub_id: str,
     envelope_hops: tuple[str, ...] = (),
+    sender_scope_json: dict[str, Any] | None = None,
 ) -> Normalized:
     """The effective TLP (contract rule 1), the scope narrowed by what earlier hops carried, one marking.
 
+    `sender_scope_json` is `scope.to_json(sender.scope)`, passed in so a run computes it once.
     Raises CarriedInvalid when the object carries a malformed Renkei extension.
     """
     previous = carried(obj)
     reading = read_tlp(obj, definitions, floor=sender.tlp)
     level = max(reading.level, previous.tlp) if previous.tlp is not None else reading.level
-    scope = scopes.intersect(sender.scope, previous.scope) if previous.scope is not None else sender.scope
-    hops = tuple(dict.fromkeys((*previous.hops, *envelope_hops)))
+    if previous.scope is None:
+        scope = sender.scope
+        scope_json = sender_scope_json if sender_scope_json is not None else scopes.to_json(scope)
+    else:
+        scope = scopes.intersect(sender.scope, previous.scope)
+        scope_json = scopes.to_json(scope)
+    hops = previous.hops + tuple(h for h in envelope_hops if h not in previous.hops) if envelope_hops else previous.hops
 
-    statements = [r for r in _refs(obj) if not is_tlp_marking(r, definitions)]
+    refs = obj.get("object_marking_refs") or ()
+    statements = [r for r in refs if isinstance(r, str) and not is_tlp_marking(r, definitions)]
+    if len(statements) > 1:
+        statements = list(dict.fromkeys(statements))
     out = dict(obj)
     out["object_marking_refs"] = [TLP2_IDS[level], *statements]
     granular = [
@@ -146,7 +156,7 @@ def normalize(
     extensions[RENKEI_EXTENSION_ID] = {
         "extension_type": "property-extension",
         "tlp": level.label,
-        "scope": scopes.to_json(scope),
+        "scope": scope_json,
         "hops": [*hops, hub_id],
     }
     out["extensions"] = extensions
@@ -162,8 +172,6 @@ def normalize(
     )
 
 
-def _refs(obj: StixObject) -> list[str]:
-    return list(dict.fromkeys(r for r in obj.get("object_marking_refs") or () if isinstance(r, str)))
 
 
 def with_source(obj: StixObject, source: dict[str, str]) -> None:

@@ -225,7 +225,8 @@ class Pipeline:
             self._hold(fresh, objects, sender, input_name, hops, now, result)
             return
         self._route(fresh, sender)
-        self._apply_references(fresh)
+        in_input = {o["id"] for o in objects if isinstance(o, dict) and isinstance(o.get("id"), str)}
+        self._apply_references(fresh, in_input)
         records = self._records(fresh, sender, now, status="routed")
         if approved:
             self.state.update_versions(records)
@@ -274,9 +275,10 @@ class Pipeline:
         result: RunResult,
     ) -> None:
         source = self._source(sender)
+        sender_scope = scope_json(sender.scope)
         for item in items:
             try:
-                item.norm = normalize(item.original, definitions, sender, self.hub.hub_id, hops)
+                item.norm = normalize(item.original, definitions, sender, self.hub.hub_id, hops, sender_scope)
                 orjson.dumps(item.norm.obj)  # lone surrogates and the like fail here, not at delivery
             except (CarriedInvalid, orjson.JSONEncodeError, TypeError) as exc:
                 reason = "renkei:invalid-extension" if isinstance(exc, CarriedInvalid) else "json:not-serialisable"
@@ -378,15 +380,18 @@ class Pipeline:
                     cache[key] = cached
                 item.decisions[dest.id] = cached
 
-    def _apply_references(self, items: list[_Item]) -> None:
+    def _apply_references(self, items: list[_Item], in_input: set[str]) -> None:
         """Rule 9: a container is withheld from d when something it references was withheld from d.
 
         Decided to a fixed point, since containers can reference containers. References to objects the
-        hub has never seen do not count; for objects seen in earlier runs, their recorded decision counts.
+        hub has never seen do not count; for objects seen in earlier runs, their recorded decision counts;
+        an object of this very input that is not being routed (quarantined, say) counts as withheld.
         """
         in_run = {i.original["id"]: i for i in items}
         external = {r for i in items for r in i.refs if r not in in_run}
         held = self.state.latest(external) if external else {}
+        for unrouted in (external & in_input) - held.keys():
+            held[unrouted] = _NEVER_DELIVERED
         changed = True
         while changed:
             changed = False
@@ -599,6 +604,10 @@ class Pipeline:
         )
         self.state.add_quarantine(record)
         result.quarantined.append(record)
+
+
+# Stands for an object of the input that is not routed in this run and not held from before.
+_NEVER_DELIVERED = VersionRecord("", "", "", "RED", {}, "", "", "", status="quarantined")
 
 
 def hub_identity(config: HubConfig) -> StixObject:

@@ -11,7 +11,8 @@ import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
 from gateway.model import StixObject
@@ -122,7 +123,7 @@ def check_object(obj: Any, now: datetime) -> Checked:
     elif obj.get("spec_version", "2.1") != "2.1":
         raise ObjectInvalid("stix:not-2.1", "spec_version is not '2.1'")
     refs: list[str] = []
-    _walk(obj, 1, refs)
+    _walk(obj, 2, refs)  # the bundle and its list are the first levels
     return Checked(obj, refs)
 
 
@@ -130,44 +131,76 @@ def _check_times(obj: StixObject, obj_type: str, now: datetime) -> None:
     created = obj.get("created")
     if not isinstance(created, str) or not _TIMESTAMP.match(created):
         raise ObjectInvalid("stix:invalid-timestamp", "created is missing or not an RFC 3339 UTC timestamp")
-    modified = obj.get("modified")
+    created_at = _instant(created)
     if obj_type in _NO_MODIFIED:
         return
-    if not isinstance(modified, str) or not _TIMESTAMP.match(modified):
+    modified = obj.get("modified")
+    if modified is created or modified == created:
+        modified_at = created_at
+    elif not isinstance(modified, str) or not _TIMESTAMP.match(modified):
         raise ObjectInvalid("stix:invalid-timestamp", "modified is missing or not an RFC 3339 UTC timestamp")
-    created_at, modified_at = _parse_time(created), _parse_time(modified)
-    if modified_at < created_at:
-        raise ObjectInvalid("stix:modified-before-created", f"modified {modified} is before created {created}")
-    if modified_at > now + FUTURE_SKEW:
+    else:
+        modified_at = _instant(modified)
+        if modified_at < created_at:
+            raise ObjectInvalid("stix:modified-before-created", f"modified {modified} is before created {created}")
+    if modified_at[0] > _latest_allowed(now):
         raise ObjectInvalid("stix:modified-in-future", f"modified {modified} is in the future")
 
 
-def _parse_time(text: str) -> datetime:
+def _instant(text: str) -> tuple[datetime, str]:
+    """(the second, the fraction padded): comparable, without parsing time zones (STIX times are UTC, 'Z')."""
     try:
-        return datetime.fromisoformat(text.replace("Z", "+00:00"))
+        second = datetime.fromisoformat(text[:19])
     except ValueError as exc:
         raise ObjectInvalid("stix:invalid-timestamp", f"{text!r} is not a valid time") from exc
+    return second, text[20:-1].ljust(9, "0")
 
 
-def _walk(value: Any, depth: int, refs: list[str], key: str = "") -> None:
-    """One pass over the object: depth cap, I-JSON numbers, and the ids it refers to."""
+@lru_cache(maxsize=8)
+def _latest_allowed(now: datetime) -> datetime:
+    return (now.astimezone(UTC) + FUTURE_SKEW).replace(tzinfo=None)
+
+
+def _walk(obj: dict[str, Any], depth: int, refs: list[str]) -> None:
+    """One pass over the object: depth cap, I-JSON numbers and strings, and the ids it refers to.
+
+    Scalars are handled inline rather than by recursion: this runs for every object of every input.
+    """
     if depth > MAX_DEPTH:
         raise ObjectInvalid("json:too-deep", f"nested deeper than {MAX_DEPTH}")
-    if isinstance(value, dict):
-        for k, v in value.items():
-            _walk(v, depth + 1, refs, k)
-    elif isinstance(value, list):
-        for v in value:
-            _walk(v, depth + 1, refs, key)
-    elif isinstance(value, str):
-        if not value.isascii():
-            _check_text(value)
-        if (key.endswith("_ref") or key.endswith("_refs")) and key not in NON_CONTENT_REFS:
-            refs.append(value)
-    elif isinstance(value, bool) or value is None:
-        return
-    elif isinstance(value, int):
-        if abs(value) > MAX_SAFE_INT:
+    for key, value in obj.items():
+        if not key.isascii():
+            _check_text(key)
+        kind = type(value)
+        if kind is str:
+            if not value.isascii():
+                _check_text(value)
+            if (key[-4:] == "_ref" or key[-5:] == "_refs") and key not in NON_CONTENT_REFS:
+                refs.append(value)
+        elif kind is dict:
+            _walk(value, depth + 1, refs)
+        elif kind is list:
+            _walk_list(value, depth + 1, refs, key)
+        elif kind is int and (value > MAX_SAFE_INT or value < -MAX_SAFE_INT):
+            raise ObjectInvalid("json:integer-out-of-range", "integer outside the I-JSON range (±2^53)")
+
+
+def _walk_list(items: list[Any], depth: int, refs: list[str], key: str) -> None:
+    if depth > MAX_DEPTH:
+        raise ObjectInvalid("json:too-deep", f"nested deeper than {MAX_DEPTH}")
+    is_ref = (key[-4:] == "_ref" or key[-5:] == "_refs") and key not in NON_CONTENT_REFS
+    for value in items:
+        kind = type(value)
+        if kind is str:
+            if not value.isascii():
+                _check_text(value)
+            if is_ref:
+                refs.append(value)
+        elif kind is dict:
+            _walk(value, depth + 1, refs)
+        elif kind is list:
+            _walk_list(value, depth + 1, refs, key)
+        elif kind is int and (value > MAX_SAFE_INT or value < -MAX_SAFE_INT):
             raise ObjectInvalid("json:integer-out-of-range", "integer outside the I-JSON range (±2^53)")
 
 

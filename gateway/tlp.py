@@ -119,7 +119,7 @@ def _custom_field_levels(obj: StixObject) -> Iterable[Tlp]:
     Its level is taken when it names one, RED otherwise: it can only make the object stricter.
     """
     for key, value in obj.items():
-        if key.startswith("x_") and _CUSTOM_MARKING_KEY.search(key) and value not in (None, "", [], {}):
+        if key[:2] == "x_" and _CUSTOM_MARKING_KEY.search(key) and value not in (None, "", [], {}):
             values = value if isinstance(value, list) else [value]
             for item in values:
                 yield (Tlp.try_parse(item) or (_level_in_text(item) if isinstance(item, str) else None) or Tlp.RED)

@@ -20,7 +20,7 @@ class Tlp(IntEnum):
     @property
     def label(self) -> str:
         """The FIRST spelling: CLEAR, GREEN, AMBER, AMBER+STRICT, RED."""
-        return "AMBER+STRICT" if self is Tlp.AMBER_STRICT else self.name
+        return _LABELS[self]
 
     @classmethod
     def parse(cls, text: str) -> Tlp:
@@ -40,3 +40,6 @@ class Tlp(IntEnum):
             return cls.parse(text)
         except ValueError:
             return None
+
+
+_LABELS = {level: ("AMBER+STRICT" if level is Tlp.AMBER_STRICT else level.name) for level in Tlp}

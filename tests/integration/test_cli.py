@@ -189,3 +189,24 @@ def test_the_installed_command_runs_the_demo_as_a_user_would() -> None:
     for step in steps:
         s = step["summary"]
         assert s["objects"] == s["delivered"] + s["withheld"] + s["pending"] + s["quarantined"] + s["duplicate"]
+
+
+def test_ingest_reads_a_bundle_from_a_url(tmp_path: Path, config: Path) -> None:
+    import functools
+    import http.server
+    import threading
+
+    # Given a bundle served over HTTP on 127.0.0.1
+    (tmp_path / "feed.json").write_bytes(bundle(indicator("from-url")))
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/feed.json"
+        # When ingested by URL
+        result = gateway("ingest", "--config", str(config), "--json", f"drop={url}")
+    finally:
+        server.shutdown()
+    # Then it went through the pipeline
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["delivered"] == 1

@@ -267,3 +267,16 @@ def test_every_object_the_hub_emits_is_valid_stix(tlp: Tlp) -> None:
     for obj in emitted:
         results = validate_instance(obj, ValidationOptions(version="2.1"))
         assert results.is_valid, (obj["type"], [str(e) for e in results.errors])
+
+
+def test_a_relationship_to_a_quarantined_object_of_the_same_input_is_withheld() -> None:
+    # Given an input whose indicator is invalid (modified before created) and a relationship to it
+    hub = Hub(hub_config())
+    broken = indicator("broken", modified="2020-01-01T00:00:00.000Z")
+    rel = relationship("r", sid("indicator", "fine"), broken["id"])
+    # When ingested
+    result = hub.ingest(bundle(indicator("fine"), broken, rel))
+    # Then the relationship does not reveal the quarantined object's id anywhere
+    assert [q.reason for q in result.quarantined] == ["stix:modified-before-created"]
+    assert {d.reason for d in result.decisions if d.object == rel["id"]} == {"ref:referenced-object-withheld"}
+    assert broken["id"] not in orjson.dumps(hub.capture.bundles).decode()
