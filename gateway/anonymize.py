@@ -17,9 +17,10 @@ from gateway.model import StixObject
 from gateway.stixjson import NON_CONTENT_REFS, SCO_TYPES
 
 REDACTED = "[REDACTED]"
-_IP_CANDIDATE = re.compile(
-    r"(?<![\w.:])(?:\d{1,3}(?:\.\d{1,3}){3}|[0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f]{0,4}){2,7})(?![\w.:])"
-)
+# Candidates only: each is checked with ipaddress. A trailing '.' (end of a sentence) or ':' (a port) is not
+# part of an address, so the look-arounds allow them.
+_IPV4_CANDIDATE = re.compile(r"(?<![\d.])\d{1,3}(?:\.\d{1,3}){3}(?!\d|\.\d)")
+_IPV6_CANDIDATE = re.compile(r"(?<![\w:])(?:[0-9A-Fa-f]{0,4}:){2,7}[0-9A-Fa-f]{0,4}(?![\w:])")
 _DOMAIN = re.compile(r"^(?=.{1,253}$)(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z][a-z0-9-]{0,62}$", re.IGNORECASE)
 # Keys whose values are structure, not content: never rewritten.
 _STRUCTURAL = frozenset({"type", "id", "spec_version", "created", "modified", "extension_type"})
@@ -41,8 +42,8 @@ class Redactor:
                 continue
             except ValueError:
                 pass
-            if _DOMAIN.match(value):  # a domain covers its subdomains: mail.bank-a.example
-                words.append(r"(?:[a-z0-9-]+\.)*" + re.escape(value))
+            if _DOMAIN.match(value):  # a domain covers its subdomains and every address at them
+                words.append(r"(?:[\w.+%-]+@)?(?:[a-z0-9-]+\.)*" + re.escape(value))
             else:
                 words.append(re.escape(value))
         words.sort(key=len, reverse=True)
@@ -63,7 +64,8 @@ class Redactor:
         if self._words is not None:
             text = self._words.sub(REDACTED, text)
         if self.networks:
-            text = _IP_CANDIDATE.sub(lambda m: REDACTED if self._private_ip(m.group(0)) else m.group(0), text)
+            for candidates in (_IPV4_CANDIDATE, _IPV6_CANDIDATE):
+                text = candidates.sub(lambda m: REDACTED if self._private_ip(m.group(0)) else m.group(0), text)
         return text
 
     def touches(self, value: Any) -> bool:
@@ -100,12 +102,19 @@ def anonymize(
             withheld[obj_id] = "anonymize:private-value"
     withheld.update(_recipients(by_id))
 
+    # Withholding one object can orphan another (a relationship to it, a report of only it): repeat until
+    # nothing changes, so the outcome does not depend on the order of the bundle.
+    while True:
+        blocked = set(withheld)
+        newly = {o["id"] for o in objects if o["id"] not in blocked and _scrub(o, redactor, blocked) is None}
+        if not newly:
+            break
+        withheld.update(dict.fromkeys(newly, "anonymize:refers-to-private-object"))
     out: list[StixObject | None] = []
+    blocked = set(withheld)
     for obj in objects:
-        clean = None if obj["id"] in withheld else _scrub(obj, redactor, set(withheld))
-        if clean is None:
-            withheld.setdefault(obj["id"], "anonymize:refers-to-private-object")
-        elif "created_by_ref" in clean:
+        clean = None if obj["id"] in blocked else _scrub(obj, redactor, blocked)
+        if clean is not None and "created_by_ref" in clean:
             clean["created_by_ref"] = hub_identity_id
         out.append(clean)
     return Anonymized(out, withheld)

@@ -16,8 +16,8 @@ import orjson
 from gateway.model import StixObject
 from gateway.normalize import RENKEI_EXTENSION_ID
 
-# Properties that change with every version or are the hub's own bookkeeping: not news to a reader.
-_NOT_NEWS = frozenset({"modified", "extensions"})
+# Properties that change with every version: not news to a reader. (Renkei's own extension is dropped below.)
+_NOT_NEWS = frozenset({"modified"})
 _SHOWN_CHARS = 160
 _NOTE_NAMESPACE = uuid.UUID("2d6f4e0a-8f57-5a53-9a3c-52656e6b6563")
 
@@ -42,6 +42,7 @@ class Changes:
 
 def diff(old: StixObject, new: StixObject) -> Changes:
     """Top-level properties added, removed and changed (extensions compared apart from Renkei's own)."""
+    old, new = _without_bookkeeping(old), _without_bookkeeping(new)
     changes = Changes()
     for key in new.keys() - _NOT_NEWS:
         if key not in old:
@@ -51,6 +52,14 @@ def diff(old: StixObject, new: StixObject) -> Changes:
     for key in old.keys() - _NOT_NEWS - new.keys():
         changes.removed[key] = old[key]
     return changes
+
+
+def _without_bookkeeping(obj: StixObject) -> StixObject:
+    extensions = {k: v for k, v in (obj.get("extensions") or {}).items() if k != RENKEI_EXTENSION_ID}
+    out = {k: v for k, v in obj.items() if k != "extensions"}
+    if extensions:
+        out["extensions"] = extensions
+    return out
 
 
 def _show(value: Any) -> str:

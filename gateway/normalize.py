@@ -75,6 +75,8 @@ def carried(obj: StixObject) -> Carried:
     if not isinstance(ext, dict):
         raise CarriedInvalid("renkei extension is not an object")
     try:
+        if "tlp" in ext and not isinstance(ext["tlp"], str):
+            raise ValueError("tlp is not a string")
         level = Tlp.parse(ext["tlp"]) if "tlp" in ext else None
         scope = scopes.from_json(ext["scope"]) if "scope" in ext else None
     except (ValueError, ValidationError) as exc:
@@ -103,7 +105,11 @@ def content_hash(obj: Mapping[str, Any]) -> str:
     stripped = {k: v for k, v in obj.items() if k not in ("object_marking_refs", "granular_markings")}
     extensions = stripped.get("extensions")
     if isinstance(extensions, dict) and RENKEI_EXTENSION_ID in extensions:
-        stripped["extensions"] = {k: v for k, v in extensions.items() if k != RENKEI_EXTENSION_ID}
+        others = {k: v for k, v in extensions.items() if k != RENKEI_EXTENSION_ID}
+        if others:
+            stripped["extensions"] = others
+        else:
+            del stripped["extensions"]
     return hashlib.sha256(orjson.dumps(stripped, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 
@@ -170,8 +176,6 @@ def normalize(
         unknown_markings=reading.unknown,
         statement_markings=statements,
     )
-
-
 
 
 def with_source(obj: StixObject, source: dict[str, str]) -> None:

@@ -26,12 +26,17 @@ def _union_excludes(a: Scope, b: Scope) -> list[str | KindExclusion]:
 
 
 def is_within(narrower: Scope, wider: Scope) -> bool:
-    """True when `narrower` reaches no destination that `wider` does not (used to spot a loosened version)."""
-    if not narrower.shares_with_all:
-        names_ok = wider.shares_with_all or set(narrower.share_with) <= set(wider.share_with)
-    else:
-        names_ok = wider.shares_with_all
-    return names_ok and narrower.excluded_ids >= wider.excluded_ids and narrower.excluded_kinds >= wider.excluded_kinds
+    """True when `narrower` reaches no destination that `wider` does not (used to spot a loosened version).
+
+    Kinds of listed ids are not known here, so a kind that `wider` excludes must be excluded by `narrower` too.
+    """
+    if not narrower.excluded_kinds >= wider.excluded_kinds:
+        return False
+    if narrower.shares_with_all:
+        return wider.shares_with_all and narrower.excluded_ids >= wider.excluded_ids
+    reach = set(narrower.share_with) - narrower.excluded_ids
+    allowed = reach if wider.shares_with_all else set(wider.share_with)
+    return reach <= allowed and not (reach & wider.excluded_ids)
 
 
 def to_json(scope: Scope) -> dict[str, Any]:

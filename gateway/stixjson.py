@@ -8,6 +8,7 @@ quarantines that object, not its whole bundle.
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -69,6 +70,13 @@ def _no_constant(name: str) -> Any:
     raise InputRefused("json:non-finite-number", f"{name} is not JSON")
 
 
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if math.isinf(value):
+        raise InputRefused("json:non-finite-number", f"{text[:40]} overflows to infinity: not I-JSON")
+    return value
+
+
 def load_bundle(raw: bytes) -> list[StixObject]:
     """The objects of a STIX 2.1 bundle. Raises InputRefused for anything else."""
     if len(raw) > MAX_INPUT_BYTES:
@@ -79,7 +87,9 @@ def load_bundle(raw: bytes) -> list[StixObject]:
         raise InputRefused("json:not-utf8", f"not UTF-8 at byte {exc.start}") from exc
     text = text.removeprefix("\ufeff")
     try:
-        data = json.loads(text, object_pairs_hook=_no_duplicate_keys, parse_constant=_no_constant)
+        data = json.loads(
+            text, object_pairs_hook=_no_duplicate_keys, parse_constant=_no_constant, parse_float=_finite_float
+        )
     except InputRefused:
         raise
     except RecursionError as exc:

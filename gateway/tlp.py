@@ -63,9 +63,12 @@ def tlp_of_definition(definition: Mapping[str, Any]) -> Tlp | None:
     if known is not None:
         return known
     if definition.get("definition_type") == "statement":
-        statement = (definition.get("definition") or {}).get("statement", "")
+        body = definition.get("definition")
+        statement = body.get("statement", "") if isinstance(body, dict) else ""
         match = _TLP_IN_TEXT.search(statement) if isinstance(statement, str) else None
-        return Tlp.parse(match.group(1)) if match else None
+        if match:
+            return Tlp.parse(match.group(1))
+        return Tlp.RED if _claims_tlp(definition) else None  # named like TLP, says no level: fail closed
     if _claims_tlp(definition):
         return Tlp.RED
     return None
@@ -122,10 +125,14 @@ def _custom_field_levels(obj: StixObject) -> Iterable[Tlp]:
         if key[:2] == "x_" and _CUSTOM_MARKING_KEY.search(key) and value not in (None, "", [], {}):
             values = value if isinstance(value, list) else [value]
             for item in values:
-                yield (Tlp.try_parse(item) or (_level_in_text(item) if isinstance(item, str) else None) or Tlp.RED)
+                level = Tlp.try_parse(item)
+                if level is None and isinstance(item, str):
+                    level = _level_in_text(item)
+                yield Tlp.RED if level is None else level
     for label in obj.get("labels") or ():
         if isinstance(label, str) and label.lower().startswith("tlp"):
-            yield Tlp.try_parse(label) or Tlp.RED
+            level = Tlp.try_parse(label)
+            yield Tlp.RED if level is None else level
 
 
 def _level_in_text(text: str) -> Tlp | None:

@@ -29,7 +29,11 @@ class Tlp(IntEnum):
         if not match:
             raise ValueError(f"not a TLP level: {text!r}")
         word = re.sub(r"\s+", "", match.group(1)).upper()
-        return {"WHITE": cls.CLEAR, "AMBER+STRICT": cls.AMBER_STRICT}.get(word) or cls[word]
+        if word == "WHITE":
+            return cls.CLEAR
+        if word == "AMBER+STRICT":
+            return cls.AMBER_STRICT
+        return cls[word]
 
     @classmethod
     def try_parse(cls, text: object) -> Tlp | None:

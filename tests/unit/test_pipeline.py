@@ -162,7 +162,10 @@ def test_anonymised_sender_leaves_no_trace_in_any_delivery() -> None:
     # Given a sender that wants anonymity and redacts its domain, an internal range and its name
     canary_ip, canary_domain = "10.20.3.4", "corp.bank-a.example"
     config = hub_config(
-        {"sender": {"org": "Bank A", "community": "finance-isac"}, "anonymize": {"redact": ["10.20.0.0/16", "bank-a.example"]}}
+        {
+            "sender": {"org": "Bank A", "community": "finance-isac"},
+            "anonymize": {"redact": ["10.20.0.0/16", "bank-a.example"]},
+        }
     )
     hub = Hub(config)
     me = {"type": "identity", "spec_version": "2.1", "id": sid("identity", "bank-a"), "created": T0, "modified": T0,
