@@ -89,9 +89,7 @@ def _peer_hub(item: Routable, dest: Community, hub: HubView) -> Decision:
         return Decision(False, "peer:tlp-stays-in-hub")
     scope = item.scope
     if scope.shares_with_all:
-        # AMBER needs names: `all` does not carry it anywhere, here or at the next hub
-        if item.tlp is Tlp.AMBER:
-            return Decision(False, "peer:amber-needs-named-scope")
+        # As the contract says, even for AMBER: the next hub applies rule 5 and names no one from `all`.
         return Decision(True, "peer:scope-all")
     names = set(scope.share_with)
     if names & dest.peer_hub_ids:

@@ -41,7 +41,6 @@ _WORDS = {
     "loop:peer-in-hop-list": "already passed through that hub",
     "peer:tlp-stays-in-hub": "TLP does not let it leave this hub",
     "peer:scope-within-hub": "the scope stays within this hub",
-    "peer:amber-needs-named-scope": "AMBER with share_with: all reaches no one by name",
     "anonymize:sender-identity": "the anonymised sender's own identity",
     "anonymize:private-value": "holds a value the sender keeps private",
     "anonymize:mail-recipient": "a recipient of the reported mail",

@@ -417,7 +417,7 @@ def test_hub_in_hop_list_beats_exclusion_and_red() -> None:
         (Tlp.AMBER_STRICT, ["hub-b"], peer(), (False, "peer:tlp-stays-in-hub")),
         (Tlp.CLEAR, "all", peer(), (True, "peer:scope-all")),
         (Tlp.GREEN, "all", peer(), (True, "peer:scope-all")),
-        (Tlp.AMBER, "all", peer(), (False, "peer:amber-needs-named-scope")),
+        (Tlp.AMBER, "all", peer(), (True, "peer:scope-all")),
         (Tlp.GREEN, ["remote-isac"], peer(), (True, "peer:scope-reaches-beyond-hub")),
         (Tlp.AMBER, ["finance-isac", "remote-isac"], peer(), (True, "peer:scope-reaches-beyond-hub")),
         (Tlp.AMBER, ["hub-b"], peer(), (True, "peer:named")),
