@@ -1,0 +1,1 @@
+"""CDK assertions on the synthesised stack."""
