@@ -3,6 +3,8 @@ PY      ?= python3
 VENV    := .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
+# jsii (under aws-cdk-lib) warns on every run that this Node is past end of life; the infra tests need no notice.
+export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 
 .PHONY: demo test lint types arch unit integration property infra bench fuzz clean
 
