@@ -174,7 +174,7 @@ def normalize(
         version=version_of(obj, digest),
         content_hash=digest,
         unknown_markings=reading.unknown,
-        statement_markings=statements,
+        statement_markings=[*statements, *(g["marking_ref"] for g in granular if g["marking_ref"] not in statements)],
     )
 
 

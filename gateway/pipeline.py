@@ -47,7 +47,7 @@ from gateway.ports import BlobStore, Channel, StateStore
 from gateway.route import HubView, decide
 from gateway.scope import to_json as scope_json
 from gateway.seal import Sealer
-from gateway.stixjson import InputRefused, ObjectInvalid, check_object, load_bundle
+from gateway.stixjson import InputRefused, ObjectInvalid, check_object, content_refs, load_bundle
 from gateway.tlp import TLP2_EXTENSION_DEFINITION, TLP2_EXTENSION_ID, tlp1_definition, tlp2_definition
 from schemas.config import Community, HubConfig, parse_duration
 from schemas.tlp import Tlp
@@ -264,6 +264,7 @@ class Pipeline:
                 item.withheld_reason = outcome.withheld.get(item.original["id"], "anonymize:withheld")
             else:
                 item.original = clean
+                item.refs = content_refs(clean)  # references to private objects were dropped
 
     def _normalize(
         self,

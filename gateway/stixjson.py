@@ -137,6 +137,13 @@ def check_object(obj: Any, now: datetime) -> Checked:
     return Checked(obj, refs)
 
 
+def content_refs(obj: StixObject) -> list[str]:
+    """The ids an (already checked) object refers to in its content, for rule 9."""
+    refs: list[str] = []
+    _walk(obj, 2, refs)
+    return refs
+
+
 def _check_times(obj: StixObject, obj_type: str, now: datetime) -> None:
     created = obj.get("created")
     if not isinstance(created, str) or not _TIMESTAMP.match(created):

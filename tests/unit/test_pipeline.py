@@ -7,10 +7,10 @@ from typing import Any
 
 import orjson
 import pytest
-from gateway.memory import InMemoryBlobStore, InMemoryStateStore
 from stix2validator import ValidationOptions, validate_instance
 
 from gateway.errors import RetryableError
+from gateway.memory import InMemoryBlobStore, InMemoryStateStore
 from gateway.normalize import RENKEI_EXTENSION_ID
 from gateway.pipeline import Pipeline, RunResult
 from gateway.seal import Sealer
