@@ -44,6 +44,35 @@ def _chunks(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
         yield items[start : start + size]
 
 
+def _item_keys(actions: list[dict[str, Any]]) -> set[tuple[str, str]]:
+    keys = set()
+    for action in actions:
+        body = next(iter(action.values()))
+        key = body.get("Key") or body["Item"]
+        keys.add((key["pk"]["S"], key["sk"]["S"]))
+    return keys
+
+
+def _rounds(
+    pairs: Sequence[tuple[str, list[dict[str, Any]]]], size: int
+) -> Iterator[list[tuple[str, list[dict[str, Any]]]]]:
+    """Transactions of at most `size` pairs in which no item is touched twice (DynamoDB refuses that)."""
+    waiting = list(pairs)
+    while waiting:
+        chunk: list[tuple[str, list[dict[str, Any]]]] = []
+        touched: set[tuple[str, str]] = set()
+        later = []
+        for pair in waiting:
+            keys = _item_keys(pair[1])
+            if len(chunk) < size and not keys & touched:
+                chunk.append(pair)
+                touched |= keys
+            else:
+                later.append(pair)
+        yield chunk
+        waiting = later
+
+
 def _s(value: str) -> dict[str, str]:
     return {"S": value}
 
@@ -105,7 +134,7 @@ class DynamoStateStore:
         A cancelled transaction says which action failed; those pairs lose, the rest are retried.
         """
         lost: set[str] = set()
-        for chunk in _chunks(list(pairs), _TRANSACT_RECORDS):
+        for chunk in _rounds(pairs, _TRANSACT_RECORDS):
             todo = list(chunk)
             while todo:
                 actions = [a for _, acts in todo for a in acts]
