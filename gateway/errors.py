@@ -11,3 +11,11 @@ class RetryableError(RenkeiError):
 
 class PermanentError(RenkeiError):
     """Retrying cannot help: the input or delivery goes to quarantine with the reason."""
+
+
+class ConflictError(RenkeiError):
+    """Someone else applied a change to the registry meanwhile: read it again, and decide again."""
+
+
+class NotOnboarded(RenkeiError):
+    """The registry holds no config yet: `gateway onboard` has not run."""

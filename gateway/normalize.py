@@ -61,6 +61,7 @@ class Carried:
     tlp: Tlp | None
     scope: Scope | None
     hops: tuple[str, ...]
+    named_by_sender: bool = True
 
 
 class CarriedInvalid(ValueError):
@@ -84,7 +85,11 @@ def carried(obj: StixObject) -> Carried:
     hops = ext.get("hops", [])
     if not isinstance(hops, list) or not all(isinstance(h, str) for h in hops):
         raise CarriedInvalid("renkei extension: hops must be a list of hub ids")
-    return Carried(level, scope, tuple(hops))
+    named = ext.get("named_by_sender", True)
+    if not isinstance(named, bool):
+        raise CarriedInvalid("renkei extension: named_by_sender must be true or false")
+    named = named and scope is not None and not scope.shares_with_all
+    return Carried(level, scope, tuple(hops), named)
 
 
 @dataclass
@@ -138,9 +143,11 @@ def normalize(
     if previous.scope is None:
         scope = sender.scope
         scope_json = sender_scope_json if sender_scope_json is not None else scopes.to_json(scope)
+        named = not scope.shares_with_all
     else:
         scope = scopes.intersect(sender.scope, previous.scope)
         scope_json = scopes.to_json(scope)
+        named = previous.named_by_sender
     hops = previous.hops + tuple(h for h in envelope_hops if h not in previous.hops) if envelope_hops else previous.hops
 
     refs = obj.get("object_marking_refs") or ()
@@ -165,12 +172,14 @@ def normalize(
         "scope": scope_json,
         "hops": [*hops, hub_id],
     }
+    if not named:
+        extensions[RENKEI_EXTENSION_ID]["named_by_sender"] = False
     out["extensions"] = extensions
     digest = content_hash(obj)
     return Normalized(
         original=obj,
         obj=out,
-        routable=Routable(obj=out, tlp=level, scope=scope, hops=hops),
+        routable=Routable(obj=out, tlp=level, scope=scope, hops=hops, named_by_sender=named),
         version=version_of(obj, digest),
         content_hash=digest,
         unknown_markings=reading.unknown,

@@ -44,7 +44,7 @@ from gateway.normalize import (
     with_tlp1,
 )
 from gateway.ports import BlobStore, Channel, StateStore
-from gateway.route import HubView, decide
+from gateway.route import HubView, decide, decision_key
 from gateway.scope import to_json as scope_json
 from gateway.seal import Sealer
 from gateway.stixjson import InputRefused, ObjectInvalid, check_object, content_refs, load_bundle
@@ -358,28 +358,22 @@ class Pipeline:
     def _route(self, items: list[_Item], sender: SenderPolicy) -> None:
         # Objects with the same routing-relevant properties get the same decision: decide once per class.
         cache: dict[tuple[Any, ...], Decision] = {}
+        sender_scope_key = orjson.dumps(scope_json(sender.scope))
         for item in items:
             assert item.norm is not None
             routable = item.norm.routable
-            obj = routable.obj
+            if item.withheld_reason is not None:
+                item.decisions = {d.id: Decision(False, item.withheld_reason) for d in self.config.communities}
+                continue
+            scope_key = sender_scope_key if routable.scope is sender.scope else orjson.dumps(scope_json(routable.scope))
+            key = decision_key(routable, scope_key)
             for dest in self.config.communities:
-                if item.withheld_reason is not None:
-                    item.decisions[dest.id] = Decision(False, item.withheld_reason)
-                    continue
-                key = (
-                    dest.id,
-                    routable.tlp,
-                    0 if routable.scope is sender.scope else orjson.dumps(scope_json(routable.scope)),
-                    routable.hops,
-                    obj.get("type"),
-                    obj.get("confidence"),
-                    obj.get("x_cvss_base_score") if obj.get("type") == "vulnerability" else None,
-                )
-                cached = cache.get(key) if obj.get("type") != "vulnerability" else None
-                if cached is None:
-                    cached = decide(routable, sender, dest, self.hub)
-                    cache[key] = cached
-                item.decisions[dest.id] = cached
+                decision = cache.get((dest.id, *key)) if key is not None else None
+                if decision is None:
+                    decision = decide(routable, sender, dest, self.hub)
+                    if key is not None:
+                        cache[(dest.id, *key)] = decision
+                item.decisions[dest.id] = decision
 
     def _apply_references(self, items: list[_Item], in_input: set[str]) -> None:
         """Rule 9: a container is withheld from d when something it references was withheld from d.

@@ -7,9 +7,13 @@ ids of an input at once.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from gateway.model import Delivery, PendingItem, QuarantineRecord, VersionRecord
+
+if TYPE_CHECKING:  # onboarding reads the registry through this port: import only for the types
+    from gateway.onboarding import ChangeRecord
+    from schemas.config import HubConfig
 
 
 class StateStore(Protocol):
@@ -83,4 +87,24 @@ class Channel(Protocol):
 
     def deliver(self, destination: str, bundle: dict[str, Any]) -> None:
         """Send the bundle. Raises gateway.errors.RetryableError when a retry may succeed."""
+        ...
+
+
+class RegistryStore(Protocol):
+    """The routing state: the onboarded hub config, its version, and the history of applied changes."""
+
+    def current(self) -> tuple[int, HubConfig] | None:
+        """(version, config) as last applied; None when nothing is onboarded yet."""
+        ...
+
+    def apply(self, config: HubConfig, expected_version: int | None, change: ChangeRecord) -> int:
+        """Store `config` and its change record at once, as version `expected_version + 1` (1 for the first).
+
+        All or nothing: a reader sees the old config or the new one, never a mix. Returns the new version.
+        Raises gateway.errors.ConflictError when the registry is no longer at `expected_version`.
+        """
+        ...
+
+    def history(self) -> list[ChangeRecord]:
+        """Every applied change, oldest first."""
         ...

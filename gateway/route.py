@@ -23,6 +23,9 @@ class Routable:
     tlp: Tlp
     scope: Scope
     hops: tuple[str, ...]  # hubs it passed through before this one
+    # Did the original sender name the destinations? A relay's own scope narrows `share_with: all` to a
+    # list, but that list names no one for AMBER: only the sender can name (rules 4 and 5).
+    named_by_sender: bool = True
 
 
 @dataclass(frozen=True)
@@ -60,10 +63,23 @@ def decide(item: Routable, sender: SenderPolicy, dest: Community, hub: HubView) 
     return verdict
 
 
+def decision_key(item: Routable, scope_key: bytes) -> tuple[Any, ...] | None:
+    """Everything `decide` reads of an item, so equal keys get equal decisions (for one sender and hub).
+
+    None where that is not cheap to say (a vulnerability's CVSS can sit in several places): decide anew.
+    Keep this next to `decide`: a property read there and missing here would share a wrong decision.
+    """
+    obj = item.obj
+    if obj.get("type") == "vulnerability":
+        return None
+    return (item.tlp, scope_key, item.hops, item.named_by_sender, obj.get("type"), obj.get("confidence"))
+
+
 def _community(item: Routable, sender: SenderPolicy, dest: Community) -> Decision:
     """Rules 4-7: what each TLP level lets through, for a community served by this hub."""
     scope = item.scope
-    named = not scope.shares_with_all and dest.id in scope.share_with
+    listed = not scope.shares_with_all and dest.id in scope.share_with
+    named = listed and item.named_by_sender
     if item.tlp is Tlp.AMBER_STRICT:
         if not named:
             return Decision(False, "tlp:amber+strict-not-in-scope")
@@ -75,10 +91,10 @@ def _community(item: Routable, sender: SenderPolicy, dest: Community) -> Decisio
     if item.tlp is Tlp.GREEN:
         if sender.community is not None and dest.id == sender.community:
             return Decision(True, "tlp:green-own-community")
-        if named or scope.shares_with_all:
+        if listed or scope.shares_with_all:
             return Decision(True, "tlp:green-in-scope")
         return Decision(False, "tlp:green-not-in-scope")
-    if named or scope.shares_with_all:
+    if listed or scope.shares_with_all:
         return Decision(True, "tlp:clear-in-scope")
     return Decision(False, "scope:not-shared-with")
 

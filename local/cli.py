@@ -16,6 +16,7 @@ from gateway.pipeline import RunResult
 from gateway.senders import UnknownConnector, sender_for
 from local import report
 from local.config_file import ConfigInvalid, check_file, config_json_schema, load_config_or_raise
+from local.onboard import load_registry, run_onboard
 from local.runtime import embedded_hub
 from schemas.config import HubConfig
 
@@ -49,9 +50,11 @@ def _routing(config: Path | None, state: Path | None) -> HubConfig:
             for problem in invalid.errors:
                 err.print(str(problem), highlight=False)
             raise typer.Exit(USAGE_ERROR) from None
-    if state is not None and (state / "registry.json").exists():
-        return HubConfig.model_validate_json((state / "registry.json").read_bytes())
-    raise _fail("no routing: give --config FILE, or --state DIR after `gateway onboard`")
+    if state is not None:
+        onboarded = load_registry(state)
+        if onboarded is not None:
+            return onboarded
+    raise _fail("no routing: give --config FILE, or --state DIR after `gateway onboard --config FILE --state DIR`")
 
 
 @app.command()
@@ -69,6 +72,22 @@ def check(config: Annotated[Path, typer.Option("--config", help="hub config file
 def schema() -> None:
     """Print the JSON Schema of the hub config."""
     typer.echo(json.dumps(config_json_schema(), indent=2))
+
+
+@app.command()
+def onboard(
+    config: Annotated[Path | None, typer.Option("--config", help="hub config file to onboard")] = None,
+    state: StateOpt = None,
+    aws: Annotated[bool, typer.Option("--aws", help="the deployed hub (stack Renkei, or $RENKEI_STACK)")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="show what would change, write nothing")] = False,
+    force: Annotated[bool, typer.Option("--force", help="remove communities even while inputs wait")] = False,
+    history: Annotated[
+        bool, typer.Option("--history", help="every applied change: who, when, what, whom it widened")
+    ] = False,
+) -> None:
+    """Validate a hub config, show what changes, write it to the registry. Exit 0 applied, 1 refused, 2 invalid."""
+    code = run_onboard(config, state, aws=aws, dry_run=dry_run, force=force, history=history, console=Console())
+    raise typer.Exit(code)
 
 
 @app.command()
