@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from tests.property.harness import CONNECTOR, Hub, content_of
@@ -49,7 +49,60 @@ def hub_b_configs(draw: st.DrawFn) -> dict[str, Any]:
     return {"hub": {"id": HUB_B}, "communities": communities, "connectors": [inbox]}
 
 
+# Found by fuzzing: AMBER with `share_with: all` may leave A (Federation), and B's inbox scope, intersected
+# with `all`, then names finance-isac, so B delivers AMBER to a community the original sender never named.
+AMBER_TO_ALL = {
+    "type": "bundle",
+    "id": "bundle--00000000-0000-4000-8000-000000000000",
+    "objects": [
+        {
+            "type": "indicator",
+            "spec_version": "2.1",
+            "id": "indicator--00000000-0000-4000-8000-000000000001",
+            "created": "2020-01-01T00:00:00.000Z",
+            "modified": "2020-01-01T00:00:00.000Z",
+            "pattern": "[ipv4-addr:value = '198.51.100.0']",
+            "pattern_type": "stix",
+            "valid_from": "2020-01-01T00:00:00.000Z",
+            "object_marking_refs": [TLP2["AMBER"]],
+        }
+    ],
+}
+A_SHARING_WITH_ALL = {
+    "hub": {"id": HUB_A},
+    "communities": [
+        {
+            "id": HUB_B,
+            "kind": "peer-hub",
+            "deliver": [{"peer": {"url": "https://b.example/", "public_key_env": "B_KEY"}}],
+        }
+    ],
+    "connectors": [{"id": CONNECTOR, "type": "stix", "sender": {"org": "Bank A"}, "scope": {"share_with": "all"}}],
+}
+B_INBOX_NAMING_FINANCE = {
+    "hub": {"id": HUB_B},
+    "communities": [
+        {"id": "finance-isac", "kind": "isac", "deliver": [{"pull": {}}]},
+        {
+            "id": HUB_A,
+            "kind": "peer-hub",
+            "deliver": [{"peer": {"url": "https://a.example/", "public_key_env": "A_KEY"}}],
+        },
+    ],
+    "connectors": [
+        {
+            "id": "from-hub-a",
+            "type": "peer",
+            "public_key_env": "A_KEY",
+            "sender": {"org": "Hub A", "community": HUB_A},
+            "scope": {"share_with": ["finance-isac"]},
+        }
+    ],
+}
+
+
 @given(config_a=hub_a_configs(), config_b=hub_b_configs(), bundle=bundles())
+@example(config_a=A_SHARING_WITH_ALL, config_b=B_INBOX_NAMING_FINANCE, bundle=AMBER_TO_ALL)
 def test_a_relay_never_widens_the_original_scope(
     config_a: dict[str, Any], config_b: dict[str, Any], bundle: dict[str, Any]
 ) -> None:
