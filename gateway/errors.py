@@ -19,3 +19,18 @@ class ConflictError(RenkeiError):
 
 class NotOnboarded(RenkeiError):
     """The registry holds no config yet: `gateway onboard` has not run."""
+
+
+class PartialDelivery(RetryableError):
+    """A channel delivered some objects of a bundle and not others (a TAXII status with failures).
+
+    `failed` holds the STIX ids that did not arrive; the rest count as delivered and are never resent.
+    """
+
+    def __init__(self, message: str, failed: frozenset[str]) -> None:
+        super().__init__(message)
+        self.failed = failed
+
+
+class SourceUnavailable(RenkeiError):
+    """A connector's input cannot be read at all (missing file, unreachable URL): a usage error, not quarantine."""

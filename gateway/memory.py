@@ -1,122 +1,194 @@
 """In-memory implementations of the state and blob ports: for unit tests and benchmarks.
 
-They keep the semantics of the DynamoDB adapters (conditional claims, take-once pending), not their cost.
-Records are copied on the way in so a caller mutating its objects later cannot alter what is stored.
+They keep the semantics of the DynamoDB adapters (conditional claims, take-once pending, values that come back
+as JSON would), not their cost. Nothing a caller holds, before or after a call, aliases what is stored.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import threading
 from collections.abc import Iterable, Sequence
-from typing import Any
+from dataclasses import replace
+from typing import Any, NamedTuple
 
+import orjson
+
+from gateway.errors import PermanentError
 from gateway.model import Delivery, PendingItem, QuarantineRecord, VersionRecord
 
 
-def _copy(record: VersionRecord) -> VersionRecord:
-    return dataclasses.replace(record, decisions=dict(record.decisions))
+class _Held(NamedTuple):
+    """A version record as stored. Scope and body are kept as JSON: a caller that mutates its dicts later
+    cannot reach them, it costs less than a deep copy, and values come back as DynamoDB returns them."""
+
+    object_id: str
+    version: str
+    content_hash: str
+    tlp: str
+    scope: bytes
+    connector: str
+    sender_org: str
+    recorded_at: str
+    status: str
+    decisions: dict[str, tuple[bool, str]]
+    body: bytes | None
+    config_version: str
 
 
-def _newer(version: str, held: str) -> bool:
-    return version != held and (version.startswith("sha256:") or version > held)
+def _hold(r: VersionRecord) -> _Held:
+    return _Held(
+        r.object_id,
+        r.version,
+        r.content_hash,
+        r.tlp,
+        orjson.dumps(r.scope),
+        r.connector,
+        r.sender_org,
+        r.recorded_at,
+        r.status,
+        dict(r.decisions),
+        None if r.body is None else orjson.dumps(r.body),
+        r.config_version,
+    )
+
+
+def _record(h: _Held) -> VersionRecord:
+    return VersionRecord(
+        object_id=h.object_id,
+        version=h.version,
+        content_hash=h.content_hash,
+        tlp=h.tlp,
+        scope=orjson.loads(h.scope),
+        connector=h.connector,
+        sender_org=h.sender_org,
+        recorded_at=h.recorded_at,
+        status=h.status,
+        decisions=dict(h.decisions),
+        body=None if h.body is None else orjson.loads(h.body),
+        config_version=h.config_version,
+    )
+
+
+def _newer(version: str, held: str | None) -> bool:
+    # sha256 versions (objects without timestamps) have no order: any other one is an update
+    return held is None or (version != held and (version.startswith("sha256:") or version > held))
+
+
+def _pending(data: bytes) -> PendingItem:
+    fields = orjson.loads(data)
+    fields["hops"] = tuple(fields["hops"])
+    return PendingItem(**fields)
 
 
 class InMemoryStateStore:
-    """Implements gateway.ports.StateStore with dicts, under a lock (claims must stay race-free)."""
+    """The StateStore port on dicts. Thread-safe where the port promises a single winner."""
 
     def __init__(self) -> None:
+        # claims and takes must have one winner even when threads share the store, as on DynamoDB
         self._lock = threading.Lock()
-        self._versions: dict[tuple[str, str], VersionRecord] = {}
+        self._versions: dict[str, dict[str, _Held]] = {}  # object id -> version -> record
         self._latest: dict[str, str] = {}
         self._delivered: dict[tuple[str, str], str] = {}
-        self._delivery_log: set[tuple[str, str, str]] = set()
-        self._pending: dict[str, PendingItem] = {}
+        self._deliveries: set[tuple[str, str, str]] = set()
+        self._pending: dict[str, bytes] = {}
         self._seals: dict[str, bytes] = {}
-        self._cursors: dict[str, dict[str, Any]] = {}
+        self._cursors: dict[str, bytes] = {}
         self._quarantine: list[QuarantineRecord] = []
 
     def latest(self, object_ids: Iterable[str]) -> dict[str, VersionRecord]:
-        out = {}
+        out: dict[str, VersionRecord] = {}
         for object_id in object_ids:
             version = self._latest.get(object_id)
             if version is not None:
-                out[object_id] = self._versions[(object_id, version)]
+                out[object_id] = _record(self._versions[object_id][version])
         return out
 
     def versions(self, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], VersionRecord]:
-        return {key: self._versions[key] for key in keys if key in self._versions}
+        out: dict[tuple[str, str], VersionRecord] = {}
+        for key in keys:
+            held = self._versions.get(key[0])
+            if held is not None and key[1] in held:
+                out[key] = _record(held[key[1]])
+        return out
 
     def claim_versions(self, records: Sequence[VersionRecord]) -> list[VersionRecord]:
-        lost = []
+        lost: list[VersionRecord] = []
         with self._lock:
             for record in records:
-                key = (record.object_id, record.version)
-                if key in self._versions:
-                    lost.append(self._versions[key])
+                held = self._versions.setdefault(record.object_id, {})
+                if record.version in held:
+                    lost.append(_record(held[record.version]))
                     continue
-                self._versions[key] = _copy(record)
-                held = self._latest.get(record.object_id)
-                if held is None or _newer(record.version, held):
+                held[record.version] = _hold(record)
+                if _newer(record.version, self._latest.get(record.object_id)):
                     self._latest[record.object_id] = record.version
         return lost
 
     def update_versions(self, records: Sequence[VersionRecord]) -> None:
         with self._lock:
             for record in records:
-                self._versions[(record.object_id, record.version)] = _copy(record)
+                self._versions.setdefault(record.object_id, {})[record.version] = _hold(record)
 
     def history(self, object_id: str) -> list[VersionRecord]:
-        return sorted((r for (i, _), r in self._versions.items() if i == object_id), key=lambda r: r.recorded_at)
+        held = self._versions.get(object_id, {}).values()
+        return sorted((_record(h) for h in held), key=lambda r: (r.recorded_at, r.version))
 
     def delivered(self, pairs: Iterable[tuple[str, str]]) -> dict[tuple[str, str], str]:
         return {pair: self._delivered[pair] for pair in pairs if pair in self._delivered}
 
     def record_deliveries(self, deliveries: Sequence[Delivery]) -> list[Delivery]:
-        recorded = []
+        new: list[Delivery] = []
         with self._lock:
             for d in deliveries:
                 key = (d.destination, d.object_id, d.version)
-                if key in self._delivery_log:
+                if key in self._deliveries:
                     continue
-                self._delivery_log.add(key)
-                held = self._delivered.get((d.destination, d.object_id))
-                if held is None or _newer(d.version, held):
-                    self._delivered[(d.destination, d.object_id)] = d.version
-                recorded.append(d)
-        return recorded
+                self._deliveries.add(key)
+                pair = (d.destination, d.object_id)
+                if _newer(d.version, self._delivered.get(pair)):
+                    self._delivered[pair] = d.version
+                new.append(d)
+        return new
 
     def put_pending(self, item: PendingItem) -> None:
-        self._pending[item.pending_id] = item
+        self._pending[item.pending_id] = orjson.dumps(item)
 
     def pending(self) -> list[PendingItem]:
-        return sorted(self._pending.values(), key=lambda p: p.created)
+        return sorted(
+            (_pending(data) for data in list(self._pending.values())), key=lambda p: (p.created, p.pending_id)
+        )
 
     def take_pending(self, pending_id: str) -> PendingItem | None:
         with self._lock:
-            return self._pending.pop(pending_id, None)
+            data = self._pending.pop(pending_id, None)
+        return None if data is None else _pending(data)
 
     def put_seal(self, token: str, sealed: bytes) -> None:
-        self._seals.setdefault(token, sealed)
+        self._seals.setdefault(token, bytes(sealed))  # the first seal of a pseudonym stays
 
     def get_seal(self, token: str) -> bytes | None:
         return self._seals.get(token)
 
     def get_cursor(self, name: str) -> dict[str, Any] | None:
-        return self._cursors.get(name)
+        data = self._cursors.get(name)
+        if data is None:
+            return None
+        value: dict[str, Any] = orjson.loads(data)
+        return value
 
     def put_cursor(self, name: str, value: dict[str, Any]) -> None:
-        self._cursors[name] = dict(value)
+        self._cursors[name] = orjson.dumps(value)
 
     def add_quarantine(self, record: QuarantineRecord) -> None:
-        self._quarantine.append(record)
+        self._quarantine.append(replace(record))
 
     def quarantined(self) -> list[QuarantineRecord]:
-        return list(self._quarantine)
+        ordered = sorted(self._quarantine, key=lambda r: (r.recorded_at, r.quarantine_id))
+        return [replace(r) for r in ordered]
 
 
 class InMemoryBlobStore:
-    """Implements gateway.ports.BlobStore with a dict."""
+    """The BlobStore port on a dict; references look like `mem://KEY`."""
 
     def __init__(self) -> None:
         self._blobs: dict[str, bytes] = {}
@@ -126,4 +198,8 @@ class InMemoryBlobStore:
         return f"mem://{key}"
 
     def get(self, ref: str) -> bytes:
-        return self._blobs[ref.removeprefix("mem://")]
+        """The bytes stored under `ref`. Raises PermanentError for a reference this store did not make."""
+        data = self._blobs.get(ref.removeprefix("mem://")) if ref.startswith("mem://") else None
+        if data is None:
+            raise PermanentError(f"no blob at {ref}")
+        return data

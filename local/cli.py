@@ -11,13 +11,15 @@ import orjson
 import typer
 from rich.console import Console
 
-from connectors.stix.source import SourceError, read_inputs
+from gateway.errors import SourceUnavailable
+from gateway.intake import take
 from gateway.pipeline import RunResult
 from gateway.senders import UnknownConnector, sender_for
 from local import report
 from local.config_file import ConfigInvalid, check_file, config_json_schema, load_config_or_raise
 from local.onboard import load_registry, run_onboard
 from local.runtime import embedded_hub
+from local.sources import Connector, source_for
 from schemas.config import HubConfig
 
 app = typer.Typer(
@@ -100,16 +102,17 @@ def ingest(
 ) -> None:
     """Run inputs, in order, each through its connector and the whole pipeline."""
     hub_config = _routing(config, state)
-    plan = _plan(hub_config, inputs, base=config.parent if config else Path.cwd())
+    base = config.parent if config else Path.cwd()
+    plan = _plan(hub_config, inputs)
     total = RunResult()
     with embedded_hub(hub_config, state, out) as hub, report.progress(err, len(plan)) as advance:
-        for connector_id, source in plan:
-            sender = sender_for(hub_config, connector_id)
+        for connector, location in plan:
+            source = source_for(hub_config, connector, hub.aws.state, base)
             try:
-                for raw in read_inputs(source):
-                    total.merge(hub.pipeline.ingest(raw.data, sender, raw.name))
+                for intake in source.read(location):
+                    total.merge(take(hub.pipeline, hub_config, connector.id, intake))
                     advance()
-            except SourceError as exc:
+            except SourceUnavailable as exc:
                 raise _fail(str(exc)) from None
         if out is not None:
             report.write_out_dir(out, total, hub.aws.blobs)
@@ -119,30 +122,16 @@ def ingest(
         report.print_run(Console(), total, hub_config)
 
 
-def _plan(config: HubConfig, inputs: list[str], base: Path) -> list[tuple[str, str]]:
-    """(connector id, source) pairs; a bare id polls the connector's configured source.
-
-    A relative `source` in the config is relative to the config file; one on the command line, to here.
-    """
+def _plan(config: HubConfig, inputs: list[str]) -> list[tuple[Connector, str | None]]:
+    """(connector, location) pairs; a bare id (location None) polls the connector's configured source."""
     plan = []
     for spec in inputs:
-        connector_id, _, source = spec.partition("=")
+        connector_id, _, location = spec.partition("=")
         connector = config.connector(connector_id)
         if connector is None:
             known = ", ".join(c.id for c in config.connectors) or "none"
             raise _fail(f"unknown connector {connector_id!r} (known: {known})")
-        if connector.type != "stix":
-            raise _fail(
-                f"connector {connector_id!r} is of type {connector.type!r}, whose input side is not built yet; "
-                "this version ingests `stix` connectors (bundle files, folders, URLs)"
-            )
-        if not source:
-            configured = getattr(connector, "source", None)
-            if not configured:
-                raise _fail(f"connector {connector_id!r} has no `source`: give {connector_id}=FILE")
-            is_url = configured.startswith(("http://", "https://"))
-            source = configured if is_url or Path(configured).is_absolute() else str(base / configured)
-        plan.append((connector_id, source))
+        plan.append((connector, location or None))
     return plan
 
 

@@ -40,8 +40,8 @@ def run_demo(as_json: bool = False, examples: Path = EXAMPLES) -> dict[str, obje
             for connector_id, folder, title in STEPS:
                 result = RunResult()
                 sender = sender_for(config, connector_id)
-                for raw in read_inputs(str(examples / folder)):
-                    result.merge(hub.pipeline.ingest(raw.data, sender, Path(raw.name).name))
+                for name, data in read_inputs(str(examples / folder)):
+                    result.merge(hub.pipeline.ingest(data, sender, Path(name).name))
                 steps.append(_step_json(connector_id, title, result))
                 if not as_json:
                     console.rule(f"[bold]{title}[/bold]  ({connector_id})")

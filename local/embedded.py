@@ -10,8 +10,9 @@ import base64
 import logging
 import os
 import secrets
-import socket
 import tempfile
+import threading
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -19,7 +20,9 @@ from typing import Any
 import boto3
 import orjson
 from botocore.config import Config
+from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
 from moto.server import ThreadedMotoServer
+from werkzeug.serving import make_server
 
 from connectors.aws.dynamo_state import DynamoStateStore
 from connectors.aws.provision import create_buckets, create_tables
@@ -30,11 +33,49 @@ REGION = "us-east-1"
 _CREDENTIALS = {"aws_access_key_id": "embedded", "aws_secret_access_key": "embedded"}
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
+# One for the whole process: moto's backends are module-global, shared by every server in it.
+_MOTO = threading.Lock()
+
+
+class SerialMotoServer(ThreadedMotoServer):
+    """moto's threaded server answering one request at a time, on a port the OS picks (no race for it).
+
+    moto checks a condition and writes in separate steps, and rolls a cancelled transaction back by restoring
+    a copy of the table: two requests at once can both win a conditional write, erase each other's writes
+    or fail with a 500. DynamoDB is atomic per item; serialising requests makes moto so.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(ip_address="127.0.0.1", port=0, verbose=False)
+        self._failure: OSError | None = None
+
+    def _server_entry(self) -> None:  # moto 5's hook; the stock one never reports a failed bind
+        app = DomainDispatcherApplication(create_backend_app)
+
+        def serialised(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+            with _MOTO:
+                return list(app(environ, start_response))
+
+        try:
+            self._server = make_server(
+                self._ip_address, self._port, serialised, threaded=True, request_handler=MotoRequestHandler
+            )
+        except OSError as exc:
+            self._failure = exc
+            return
+        finally:
+            self._server_ready_event.set()
+        self._server.serve_forever(poll_interval=0.05)  # stop() waits up to one interval
+
+    def start(self) -> None:
+        super().start()
+        if self._failure is not None:
+            raise self._failure
+
+    @property
+    def endpoint(self) -> str:
+        host, port = self.get_host_and_port()
+        return f"http://{host}:{port}"
 
 
 class EmbeddedAws:
@@ -44,28 +85,22 @@ class EmbeddedAws:
         self.state_dir = state_dir
         # Moto's backends are shared by the whole process: a prefix of our own keeps two hubs apart.
         self.prefix = f"renkei-{secrets.token_hex(4)}"
-        self.server: ThreadedMotoServer | None = None
+        self.server: SerialMotoServer | None = None
         self.endpoint = ""
 
     def __enter__(self) -> EmbeddedAws:
         # moto's server logs every request through werkzeug; stdout belongs to `--json`, stderr to progress.
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
-        for attempt in range(5):
-            port = _free_port()
-            self.server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-            try:
-                self.server.start()
-                break
-            except OSError:
-                if attempt == 4:
-                    raise
-        self.endpoint = f"http://127.0.0.1:{port}"
+        self.server = SerialMotoServer()
+        self.server.start()
+        self.endpoint = self.server.endpoint
         self.dynamodb = self.client("dynamodb")
         self.s3 = self.client("s3")
         self.tables = create_tables(self.dynamodb, self.prefix)
         self.buckets = create_buckets(self.s3, self.prefix)
-        self.state = DynamoStateStore(self.tables["state"], self.dynamodb)
-        self.blobs = S3BlobStore(
+        # this moto server is private to this process, so the state store may claim without transactions
+        self.state = DynamoStateStore(self.tables["state"], self.dynamodb, exclusive_writer=True)
+        self.blobs = EmbeddedBlobStore(
             self.s3, {"raw": self.buckets[RAW_BUCKET], "quarantine": self.buckets[QUARANTINE_BUCKET]}
         )
         if self.state_dir is not None:
@@ -86,7 +121,9 @@ class EmbeddedAws:
         return boto3.session.Session(region_name=REGION, **_CREDENTIALS).client(
             service,  # type: ignore[call-overload]
             endpoint_url=self.endpoint,
-            config=Config(retries={"max_attempts": 2, "mode": "standard"}),
+            # proxies={}: an HTTP(S)_PROXY in the user's environment must not see requests to 127.0.0.1.
+            # No client-side validation: it took half the time of a batch write, and moto validates anyway.
+            config=Config(retries={"max_attempts": 2, "mode": "standard"}, proxies={}, parameter_validation=False),
         )
 
     def table_name(self, logical: str) -> str:
@@ -147,6 +184,24 @@ class EmbeddedAws:
         """Free moto's memory: its backends outlive this server in a long-running process (tests)."""
         for table in getattr(self, "tables", {}).values():
             self.dynamodb.delete_table(TableName=table)
+        for bucket in getattr(self, "buckets", {}).values():
+            for key in self._keys(bucket):
+                self.s3.delete_object(Bucket=bucket, Key=key)
+            self.s3.delete_bucket(Bucket=bucket)
+
+
+class EmbeddedBlobStore(S3BlobStore):
+    """References name the logical bucket (`s3://raw/KEY`): the physical names change with every run, and
+    references kept in the state (quarantine records, raw inputs to replay) must still work in the next."""
+
+    def put(self, key: str, data: bytes) -> str:
+        bucket, _, key = super().put(key, data).removeprefix("s3://").partition("/")
+        logical = next(name for name, physical in self.buckets.items() if physical == bucket)
+        return f"s3://{logical}/{key}"
+
+    def get(self, ref: str) -> bytes:
+        logical, _, key = ref.removeprefix("s3://").partition("/")
+        return super().get(f"s3://{self.buckets.get(logical, logical)}/{key}")
 
 
 def _encode(item: dict[str, Any]) -> dict[str, Any]:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
-from gateway.errors import RetryableError
+from connectors.aws.errors import translate
 
 
 class S3BlobStore:
@@ -21,11 +21,15 @@ class S3BlobStore:
         bucket = self.buckets.get(area) or self.buckets["raw"]
         try:
             self.client.put_object(Bucket=bucket, Key=key, Body=data)
-        except ClientError as exc:
-            raise RetryableError(f"s3 put_object: {exc.response['Error']['Code']}") from exc
+        except (BotoCoreError, ClientError) as exc:
+            raise translate(exc, "s3 put_object") from exc
         return f"s3://{bucket}/{key}"
 
     def get(self, ref: str) -> bytes:
+        """The bytes at `ref`. Raises PermanentError when there are none (NoSuchKey), RetryableError on throttling."""
         bucket, _, key = ref.removeprefix("s3://").partition("/")
-        body: bytes = self.client.get_object(Bucket=bucket, Key=key)["Body"].read()
+        try:
+            body: bytes = self.client.get_object(Bucket=bucket, Key=key)["Body"].read()
+        except (BotoCoreError, ClientError) as exc:
+            raise translate(exc, "s3 get_object") from exc
         return body

@@ -24,13 +24,13 @@ def aws() -> Iterator[EmbeddedAws]:
         yield embedded
 
 
-@pytest.fixture(params=["memory", "dynamodb"])
+@pytest.fixture(params=["memory", "dynamodb-transactions", "dynamodb-exclusive-writer"])
 def store(request: pytest.FixtureRequest, aws: EmbeddedAws) -> StateStore:
     if request.param == "memory":
         return InMemoryStateStore()
     table = f"state-{secrets.token_hex(4)}"  # a fresh table per test: tests never see each other
     create_table(aws.dynamodb, STATE, table)
-    return DynamoStateStore(table, aws.dynamodb)
+    return DynamoStateStore(table, aws.dynamodb, exclusive_writer=request.param.endswith("exclusive-writer"))
 
 
 def record(object_id: str, version: str, **extra: Any) -> VersionRecord:
@@ -90,7 +90,9 @@ def test_update_versions_overwrites_decisions_and_status(store: StateStore) -> N
 
 def test_a_delivery_is_recorded_once_and_the_newest_wins(store: StateStore) -> None:
     first = store.record_deliveries([Delivery("power-isac", "indicator--a", V2)])
-    again = store.record_deliveries([Delivery("power-isac", "indicator--a", V2), Delivery("power-isac", "indicator--a", V1)])
+    again = store.record_deliveries(
+        [Delivery("power-isac", "indicator--a", V2), Delivery("power-isac", "indicator--a", V1)]
+    )
     assert len(first) == 1
     assert [(d.version) for d in again] == [V1]  # V2 was already recorded; V1 is new but older
     assert store.delivered([("power-isac", "indicator--a"), ("fsa", "indicator--a")]) == {
@@ -128,7 +130,9 @@ def test_seals_cursors_and_quarantine(store: StateStore) -> None:
     assert store.get_seal("anon-1") == b"\x00sealed" and store.get_seal("anon-2") is None
     store.put_cursor("feed", {"etag": "x", "n": 3})
     assert store.get_cursor("feed") == {"etag": "x", "n": 3} and store.get_cursor("other") is None
-    q = QuarantineRecord("quarantine--1", "json:invalid", "not JSON", "drop", "x.json", "s3://b/k", "2026-11-23T00:00:00.000Z")
+    q = QuarantineRecord(
+        "quarantine--1", "json:invalid", "not JSON", "drop", "x.json", "s3://b/k", "2026-11-23T00:00:00.000Z"
+    )
     store.add_quarantine(q)
     assert store.quarantined() == [q]
 

@@ -98,7 +98,9 @@ def test_state_dir_makes_tomorrows_follow_up_and_duplicates_recognised(tmp_path:
     # When the same input comes again in a new run, then v2 the day after
     again = gateway("ingest", "--config", str(config), "--state", str(state), "--json", f"drop={v1}")
     out = tmp_path / "out"
-    follow = gateway("ingest", "--config", str(config), "--state", str(state), "--out", str(out), "--json", f"drop={v2}")
+    follow = gateway(
+        "ingest", "--config", str(config), "--state", str(state), "--out", str(out), "--json", f"drop={v2}"
+    )
     # Then the repeat is a duplicate and v2 arrives with a change note
     assert json.loads(again.stdout)["duplicate"] == 1
     assert json.loads(follow.stdout)["delivered"] == 1

@@ -1,0 +1,71 @@
+"""What a connector hands the pipeline: one raw input and what the connector made of it.
+
+Connectors (feeds, mail, TAXII, peers, bundle files) differ only in how they read and convert. Each
+yields `Intake`s from a `Source`; `take` turns one into a pipeline run, so every connector gets the
+same storage of raw bytes, quarantine, policy and counting.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Protocol
+
+from gateway.model import SenderPolicy, StixObject
+from gateway.senders import sender_for
+from schemas.config import HubConfig, MemberRule
+from schemas.tlp import Tlp
+
+if TYPE_CHECKING:
+    from gateway.pipeline import Pipeline, RunResult
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """Why a connector refuses an input before it is STIX: quarantined with its raw bytes."""
+
+    reason: str  # short and machine-readable, e.g. "xml:entities", "mail:dmarc-fail"
+    detail: str  # for a person; never the content itself
+
+
+@dataclass(frozen=True)
+class Intake:
+    """One raw input, as received, and what its connector made of it.
+
+    Exactly one of three: `objects` (the connector converted the input to STIX), `refusal` (it refused
+    it), or neither (the raw bytes are a STIX bundle for the pipeline to read).
+    """
+
+    name: str  # where it came from, for traces: a file, a feed item's link, a message id
+    raw: bytes
+    objects: list[StixObject] | None = None
+    refusal: Refusal | None = None
+    member: MemberRule | None = None  # e-mail: the member it came from; their choices override the connector's
+    tlp: Tlp | None = None  # a TLP stated outside STIX (a mail subject): the stricter of it and the sender's wins
+    hops: tuple[str, ...] = ()  # hubs the input has passed through (peer bundles)
+
+
+class Source(Protocol):
+    """Reads one connector's inputs. Raises gateway.errors.SourceUnavailable when it cannot read at all."""
+
+    def read(self, location: str | None) -> Iterator[Intake]:
+        """The inputs at `location` (a file, folder or URL), or at the connector's configured source if None."""
+        ...
+
+
+def sender_of(config: HubConfig, connector_id: str, intake: Intake) -> SenderPolicy:
+    """The policy for one intake: its connector's, the member's overrides, and a stricter stated TLP."""
+    sender = sender_for(config, connector_id, intake.member)
+    if intake.tlp is not None and intake.tlp > sender.tlp:
+        sender = replace(sender, tlp=intake.tlp)
+    return sender
+
+
+def take(pipeline: Pipeline, config: HubConfig, connector_id: str, intake: Intake) -> RunResult:
+    """Run one intake through the pipeline."""
+    sender = sender_of(config, connector_id, intake)
+    if intake.refusal is not None:
+        return pipeline.quarantine_input(intake.raw, sender, intake.name, intake.refusal.reason, intake.refusal.detail)
+    if intake.objects is None:
+        return pipeline.ingest(intake.raw, sender, intake.name, intake.hops)
+    return pipeline.ingest_objects(intake.objects, sender, intake.name, intake.raw, intake.hops)
