@@ -43,6 +43,9 @@ class Intake:
     member: MemberRule | None = None  # e-mail: the member it came from; their choices override the connector's
     tlp: Tlp | None = None  # a TLP stated outside STIX (a mail subject): the stricter of it and the sender's wins
     hops: tuple[str, ...] = ()  # hubs the input has passed through (peer bundles)
+    # values that identify people behind this input (a reported mail's recipients): with `anonymize`,
+    # redacted like the sender's own `redact` values
+    private_values: tuple[str, ...] = ()
 
 
 class Source(Protocol):
@@ -58,6 +61,8 @@ def sender_of(config: HubConfig, connector_id: str, intake: Intake) -> SenderPol
     sender = sender_for(config, connector_id, intake.member)
     if intake.tlp is not None and intake.tlp > sender.tlp:
         sender = replace(sender, tlp=intake.tlp)
+    if intake.private_values:
+        sender = replace(sender, private_values=(*sender.private_values, *intake.private_values))
     return sender
 
 

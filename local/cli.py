@@ -11,6 +11,7 @@ import orjson
 import typer
 from rich.console import Console
 
+from connectors.sources import Connector, source_for
 from gateway.errors import SourceUnavailable
 from gateway.intake import take
 from gateway.pipeline import RunResult
@@ -19,7 +20,6 @@ from local import report
 from local.config_file import ConfigInvalid, check_file, config_json_schema, load_config_or_raise
 from local.onboard import load_registry, run_onboard
 from local.runtime import embedded_hub
-from local.sources import Connector, source_for
 from schemas.config import HubConfig
 
 app = typer.Typer(
