@@ -21,8 +21,8 @@ test: $(STAMP) lint types arch
 	$(BIN)/pytest -q -p no:cacheprovider
 
 lint: $(STAMP)
-	$(BIN)/ruff check .
-	$(BIN)/ruff format --check .
+	$(BIN)/ruff check --no-cache .
+	$(BIN)/ruff format --no-cache --check .
 
 types: $(STAMP)
 	$(BIN)/mypy

@@ -39,6 +39,7 @@ from typing import Any
 
 import orjson
 
+from gateway.gc_tuning import tune_for_batches
 from gateway.memory import InMemoryBlobStore, InMemoryStateStore
 from gateway.pipeline import Pipeline, RunResult
 from gateway.senders import sender_for
@@ -386,6 +387,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory child")
     parser.add_argument("--memory-child", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    tune_for_batches()  # as the CLI and the Lambda handlers do
     if args.memory_child is not None:
         memory_child(args.memory_child)
         return

@@ -41,15 +41,21 @@ def _hold(r: VersionRecord) -> _Held:
         r.version,
         r.content_hash,
         r.tlp,
-        orjson.dumps(r.scope),
+        _compact(orjson.dumps(r.scope)),
         r.connector,
         r.sender_org,
         r.recorded_at,
         r.status,
         dict(r.decisions),
-        None if r.body is None else orjson.dumps(r.body),
+        None if r.body is None else _compact(orjson.dumps(r.body)),
         r.config_version,
     )
+
+
+def _compact(data: bytes) -> bytes:
+    # orjson's result keeps its oversized write buffer alive; a copy is exactly as long as the JSON.
+    # Held for every version of every object, that is the difference between ~1.4 GB and ~10 GB at 720k.
+    return bytes(memoryview(data))
 
 
 def _record(h: _Held) -> VersionRecord:

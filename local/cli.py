@@ -13,6 +13,7 @@ from rich.console import Console
 
 from connectors.sources import Connector, source_for
 from gateway.errors import SourceUnavailable
+from gateway.gc_tuning import tune_for_batches
 from gateway.intake import take
 from gateway.pipeline import RunResult
 from gateway.senders import UnknownConnector, sender_for
@@ -204,4 +205,5 @@ def demo(as_json: JsonOpt = False) -> None:
 
 
 def main() -> None:  # pragma: no cover - console entry point
+    tune_for_batches()
     app()

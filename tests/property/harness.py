@@ -8,7 +8,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gateway.memory import InMemoryBlobStore, InMemoryStateStore
-
 from gateway.pipeline import Pipeline, RunResult
 from gateway.senders import sender_for
 from schemas.config import HubConfig
