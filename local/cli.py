@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sys
 from pathlib import Path
@@ -44,11 +45,15 @@ def _fail(message: str) -> typer.Exit:
     return typer.Exit(USAGE_ERROR)
 
 
-def _routing(config: Path | None, state: Path | None) -> HubConfig:
-    """Routing comes from --config for this run, else from the registry onboarded into --state."""
+def _routing(config: Path | None, state: Path | None) -> tuple[HubConfig, str]:
+    """Routing comes from --config for this run, else from the registry onboarded into --state.
+
+    With it, the version that decisions record: `registry:N`, or `file:NAME@sha256:…` of the file's bytes.
+    """
     if config is not None:
         try:
-            return load_config_or_raise(config)
+            digest = hashlib.sha256(config.read_bytes()).hexdigest()[:16]
+            return load_config_or_raise(config), f"file:{config.name}@sha256:{digest}"
         except ConfigInvalid as invalid:
             for problem in invalid.errors:
                 err.print(str(problem), highlight=False)
@@ -56,7 +61,7 @@ def _routing(config: Path | None, state: Path | None) -> HubConfig:
     if state is not None:
         onboarded = load_registry(state)
         if onboarded is not None:
-            return onboarded
+            return onboarded[1], f"registry:{onboarded[0]}"
     raise _fail("no routing: give --config FILE, or --state DIR after `gateway onboard --config FILE --state DIR`")
 
 
@@ -102,11 +107,11 @@ def ingest(
     as_json: JsonOpt = False,
 ) -> None:
     """Run inputs, in order, each through its connector and the whole pipeline."""
-    hub_config = _routing(config, state)
+    hub_config, config_version = _routing(config, state)
     base = config.parent if config else Path.cwd()
     plan = _plan(hub_config, inputs)
     total = RunResult()
-    with embedded_hub(hub_config, state, out) as hub, report.progress(err, len(plan)) as advance:
+    with embedded_hub(hub_config, state, out, config_version) as hub, report.progress(err, len(plan)) as advance:
         for connector, location in plan:
             source = source_for(hub_config, connector, hub.aws.state, base)
             try:
@@ -144,7 +149,7 @@ def trace(
     as_json: JsonOpt = False,
 ) -> None:
     """For each version of an object: every destination, allowed or withheld, and the reason. Exit 1 if unknown."""
-    hub_config = _routing(config, state)
+    hub_config, _ = _routing(config, state)
     with embedded_hub(hub_config, state) as hub:
         history = hub.aws.state.history(object_id)
     if not history:
@@ -161,7 +166,7 @@ def pending(
     state: Annotated[Path, typer.Option("--state")], config: ConfigOpt = None, as_json: JsonOpt = False
 ) -> None:
     """List what waits for a sender's approval."""
-    hub_config = _routing(config, state)
+    hub_config, _ = _routing(config, state)
     with embedded_hub(hub_config, state) as hub:
         items = hub.aws.state.pending()
     if as_json:
@@ -178,8 +183,8 @@ def approve(
     as_json: JsonOpt = False,
 ) -> None:
     """Release a pending input into routing."""
-    hub_config = _routing(config, state)
-    with embedded_hub(hub_config, state) as hub:
+    hub_config, config_version = _routing(config, state)
+    with embedded_hub(hub_config, state, config_version=config_version) as hub:
         item = next((p for p in hub.aws.state.pending() if p.pending_id == pending_id), None)
         if item is None:
             raise _fail(f"{pending_id}: nothing pending with that id")

@@ -183,8 +183,8 @@ def registry_store(embedded: EmbeddedAws) -> DynamoRegistryStore:
     return DynamoRegistryStore(embedded.table_name(REGISTRY.logical_name), embedded.dynamodb)
 
 
-def load_registry(state_dir: Path) -> HubConfig | None:
-    """The config onboarded into the embedded state `state_dir`; None when nothing is.
+def load_registry(state_dir: Path) -> tuple[int, HubConfig] | None:
+    """(version, config) onboarded into the embedded state `state_dir`; None when nothing is.
 
     Read from the registry table as EmbeddedAws saved it, without starting moto and loading the whole
     state: `ingest`, `trace`, `pending` and `approve` call this on every run.
@@ -195,7 +195,7 @@ def load_registry(state_dir: Path) -> HubConfig | None:
     for line in path.read_bytes().splitlines():
         item = orjson.loads(line) if line.strip() else {}
         if is_current_item(item):
-            return current_from_item(item)[1]
+            return current_from_item(item)
     return None
 
 

@@ -135,6 +135,7 @@ def trace_json(object_id: str, history: list[VersionRecord]) -> dict[str, Any]:
                 "tlp": r.tlp,
                 "connector": r.connector,
                 "recorded_at": r.recorded_at,
+                "config_version": r.config_version,
                 "destinations": [
                     {"destination": d, "allowed": allowed, "reason": reason}
                     for d, (allowed, reason) in sorted(r.decisions.items())
@@ -148,7 +149,9 @@ def trace_json(object_id: str, history: list[VersionRecord]) -> dict[str, Any]:
 def print_trace(console: Console, object_id: str, history: list[VersionRecord]) -> None:
     console.print(f"[bold]{object_id}[/bold]")
     for record in history:
-        table = Table(title=f"version {record.version} ({record.status}, TLP:{record.tlp}, from {record.connector})")
+        routed_under = f", routed under {record.config_version}" if record.config_version else ""
+        title = f"version {record.version} ({record.status}, TLP:{record.tlp}, from {record.connector}{routed_under})"
+        table = Table(title=title)
         table.add_column("destination")
         table.add_column("")
         table.add_column("reason")

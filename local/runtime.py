@@ -53,14 +53,17 @@ class EmbeddedHub:
 
 
 @contextmanager
-def embedded_hub(config: HubConfig, state_dir: Path | None, out_dir: Path | None = None) -> Iterator[EmbeddedHub]:
+def embedded_hub(
+    config: HubConfig, state_dir: Path | None, out_dir: Path | None = None, config_version: str = ""
+) -> Iterator[EmbeddedHub]:
     """Start moto's server (with the persisted state of `state_dir`), wire the pipeline, save on exit."""
     with EmbeddedAws(state_dir) as aws:
         if out_dir is not None:
             channel: Any = OutDirChannel(out_dir)
         else:
             channel = LiveChannels(config, CollectionStore(aws.table_name("objects"), aws.dynamodb))
-        pipeline = Pipeline(config, aws.state, aws.blobs, channel, seal_key=seal_key(config, state_dir))
+        key = seal_key(config, state_dir)
+        pipeline = Pipeline(config, aws.state, aws.blobs, channel, seal_key=key, config_version=config_version)
         yield EmbeddedHub(config, aws, pipeline)
 
 

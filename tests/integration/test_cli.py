@@ -119,6 +119,8 @@ def test_trace_shows_every_version_and_destination_and_exits_1_for_unknown(tmp_p
     destinations = {d["destination"]: d for d in traced["versions"][0]["destinations"]}
     assert destinations["fsa"] == {"destination": "fsa", "allowed": False, "reason": "scope:excluded-kind:regulator"}
     assert destinations["bank-b"]["allowed"] is True
+    # The decisions say which config they were made under: this run's file, by its digest
+    assert traced["versions"][0]["config_version"].startswith(f"file:{config.name}@sha256:")
     unknown = gateway("trace", "--config", str(config), "--state", str(state), sid("indicator", "nope"))
     assert unknown.exit_code == 1
 

@@ -101,8 +101,10 @@ def test_dry_run_on_an_onboarded_state_leaves_its_files_alone(tmp_path: Path) ->
     assert run.code == 0
     assert "scope.share_with: -fsa" in run.output
     assert snapshot(state) == before
-    config = load_registry(state)
-    assert config is not None and config.connectors[0].scope is not None
+    onboarded = load_registry(state)
+    assert onboarded is not None
+    version, config = onboarded
+    assert version == 1 and config.connectors[0].scope is not None  # the dry run wrote nothing
     assert config.connectors[0].scope.share_with == ["power-isac", "fsa"]
 
 
@@ -176,8 +178,8 @@ def test_removing_a_community_with_pending_objects_needs_force(tmp_path: Path) -
     assert refused.code == 1
     assert "1 pending input(s)" in refused.output and "fsa" in refused.output and "--force" in refused.output
     assert forced.code == 0 and "- community fsa (regulator)" in forced.output
-    config = load_registry(state)
-    assert config is not None and config.community("fsa") is None
+    onboarded = load_registry(state)
+    assert onboarded is not None and onboarded[1].community("fsa") is None
 
 
 def test_load_registry_is_none_before_onboarding(tmp_path: Path) -> None:
