@@ -202,6 +202,25 @@ def approve(
 
 
 @app.command()
+def serve(
+    config: ConfigOpt = None,
+    state: StateOpt = None,
+    host: Annotated[str, typer.Option("--host", help="address of the HTTP API")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="port of the HTTP API")] = 8080,
+) -> None:
+    """Run the hub: pollers on their schedules, mail dropped into folders, the workers. Ctrl-C stops it."""
+    from local import serve as serving  # loads threads and servers only when serving
+
+    if config is None and state is None:
+        raise _fail("give --config FILE, or --state DIR after `gateway onboard --config FILE --state DIR`")
+    fixed = _routing(config, state) if config is not None else None
+    if fixed is None:
+        _routing(None, state)  # fail now, clearly, when nothing is onboarded
+    base = config.parent if config else Path.cwd()
+    serving.serve(serving.Routing(fixed, state), state, base, host, port, err)
+
+
+@app.command()
 def demo(as_json: JsonOpt = False) -> None:
     """Run the bundled example end to end on the embedded default and show what went where and why."""
     from local.demo import run_demo  # the demo's fixtures load only when asked for

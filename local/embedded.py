@@ -27,7 +27,7 @@ from werkzeug.serving import make_server
 from connectors.aws.dynamo_state import DynamoStateStore
 from connectors.aws.provision import create_buckets, create_tables
 from connectors.aws.s3_blobs import S3BlobStore
-from schemas.tables import ALL_TABLES, QUARANTINE_BUCKET, RAW_BUCKET
+from schemas.tables import ALL_TABLES, QUARANTINE_BUCKET, RAW_BUCKET, REGISTRY
 
 REGION = "us-east-1"
 _CREDENTIALS = {"aws_access_key_id": "embedded", "aws_secret_access_key": "embedded"}
@@ -81,8 +81,11 @@ class SerialMotoServer(ThreadedMotoServer):
 class EmbeddedAws:
     """Context manager: start moto, create the resources, load `state_dir`; on exit save and stop."""
 
-    def __init__(self, state_dir: Path | None = None) -> None:
+    def __init__(self, state_dir: Path | None = None, owns_registry: bool = True) -> None:
         self.state_dir = state_dir
+        # `gateway serve` reads the registry but `gateway onboard` writes it, meanwhile: serve must not save
+        # its stale copy over a newer one.
+        self.owns_registry = owns_registry
         # Moto's backends are shared by the whole process: a prefix of our own keeps two hubs apart.
         self.prefix = f"renkei-{secrets.token_hex(4)}"
         self.server: SerialMotoServer | None = None
@@ -136,6 +139,8 @@ class EmbeddedAws:
         tables_dir = self.state_dir / "tables"
         tables_dir.mkdir(parents=True, exist_ok=True)
         for spec in ALL_TABLES:
+            if spec is REGISTRY and not self.owns_registry:
+                continue
             lines = [orjson.dumps(_encode(item)) for item in self._scan(self.tables[spec.logical_name])]
             _write_atomically(tables_dir / f"{spec.logical_name}.jsonl", b"\n".join(lines))
         for logical, bucket in self.buckets.items():

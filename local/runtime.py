@@ -50,21 +50,24 @@ class EmbeddedHub:
     config: HubConfig
     aws: EmbeddedAws
     pipeline: Pipeline
+    collections: CollectionStore
 
 
 @contextmanager
 def embedded_hub(
-    config: HubConfig, state_dir: Path | None, out_dir: Path | None = None, config_version: str = ""
+    config: HubConfig,
+    state_dir: Path | None,
+    out_dir: Path | None = None,
+    config_version: str = "",
+    owns_registry: bool = True,
 ) -> Iterator[EmbeddedHub]:
     """Start moto's server (with the persisted state of `state_dir`), wire the pipeline, save on exit."""
-    with EmbeddedAws(state_dir) as aws:
-        if out_dir is not None:
-            channel: Any = OutDirChannel(out_dir)
-        else:
-            channel = LiveChannels(config, CollectionStore(aws.table_name("objects"), aws.dynamodb))
+    with EmbeddedAws(state_dir, owns_registry) as aws:
+        collections = CollectionStore(aws.table_name("objects"), aws.dynamodb)
+        channel: Any = OutDirChannel(out_dir) if out_dir is not None else LiveChannels(config, collections)
         key = seal_key(config, state_dir)
         pipeline = Pipeline(config, aws.state, aws.blobs, channel, seal_key=key, config_version=config_version)
-        yield EmbeddedHub(config, aws, pipeline)
+        yield EmbeddedHub(config, aws, pipeline, collections)
 
 
 def seal_key(config: HubConfig, state_dir: Path | None) -> bytes:
