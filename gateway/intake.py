@@ -11,9 +11,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Protocol
 
-from gateway.model import SenderPolicy, StixObject
-from gateway.senders import sender_for
-from schemas.config import HubConfig, MemberRule
+from gateway.model import PendingItem, SenderPolicy, StixObject
+from gateway.senders import UnknownConnector, sender_for
+from schemas.config import EmailConnector, HubConfig, MemberRule
 from schemas.tlp import Tlp
 
 if TYPE_CHECKING:
@@ -64,6 +64,25 @@ def sender_of(config: HubConfig, connector_id: str, intake: Intake) -> SenderPol
     if intake.private_values:
         sender = replace(sender, private_values=(*sender.private_values, *intake.private_values))
     return sender
+
+
+def sender_of_pending(config: HubConfig, item: PendingItem) -> SenderPolicy:
+    """The policy for releasing a pending input: the config in force now, never looser than when it was held.
+
+    Raises gateway.senders.UnknownConnector when its connector is no longer configured.
+    """
+    connector = config.connector(item.connector)
+    member = None
+    if isinstance(connector, EmailConnector):
+        member = next((m for m in connector.members if m.org == item.sender_org), None)
+        connector_org = connector.sender.org if connector.sender else connector.id
+        if member is None and item.sender_org != connector_org:
+            # Released under the connector's own choices, a member's input could lose its anonymity.
+            raise UnknownConnector(f"{item.connector}: member {item.sender_org!r} is no longer configured")
+    held = Intake(
+        item.input_name, b"", member=member, tlp=Tlp.parse(item.tlp_floor), private_values=item.private_values
+    )
+    return sender_of(config, item.connector, held)
 
 
 def take(pipeline: Pipeline, config: HubConfig, connector_id: str, intake: Intake) -> RunResult:

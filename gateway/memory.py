@@ -83,6 +83,7 @@ def _newer(version: str, held: str | None) -> bool:
 def _pending(data: bytes) -> PendingItem:
     fields = orjson.loads(data)
     fields["hops"] = tuple(fields["hops"])
+    fields["private_values"] = tuple(fields.get("private_values", ()))
     return PendingItem(**fields)
 
 

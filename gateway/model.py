@@ -97,6 +97,9 @@ class PendingItem:
     input_name: str
     hops: tuple[str, ...] = ()
     token_hash: str = ""  # sha256 of the one-time approval token mailed to the member
+    # What the sender's policy was when held, beyond the config: approval may only make it stricter.
+    tlp_floor: str = "CLEAR"  # the effective TLP (a mail subject's TLP included)
+    private_values: tuple[str, ...] = ()  # a reported mail's recipients, redacted with `anonymize`
 
 
 @dataclass

@@ -350,6 +350,8 @@ class Pipeline:
             objects=[*definitions, *(objects[i] for i in sorted(held_ids))],
             input_name=input_name,
             hops=hops,
+            tlp_floor=sender.tlp.label,
+            private_values=sender.private_values,
         )
         self.state.put_pending(pending)
         result.pending.append(pending)

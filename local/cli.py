@@ -15,9 +15,9 @@ from rich.console import Console
 from connectors.sources import Connector, source_for
 from gateway.errors import SourceUnavailable
 from gateway.gc_tuning import tune_for_batches
-from gateway.intake import take
+from gateway.intake import sender_of_pending, take
 from gateway.pipeline import RunResult
-from gateway.senders import UnknownConnector, sender_for
+from gateway.senders import UnknownConnector
 from local import report
 from local.config_file import ConfigInvalid, check_file, config_json_schema, load_config_or_raise
 from local.onboard import load_registry, run_onboard
@@ -189,9 +189,9 @@ def approve(
         if item is None:
             raise _fail(f"{pending_id}: nothing pending with that id")
         try:
-            sender = sender_for(hub_config, item.connector)
-        except UnknownConnector:
-            raise _fail(f"{pending_id}: its connector {item.connector!r} is no longer configured") from None
+            sender = sender_of_pending(hub_config, item)
+        except UnknownConnector as gone:
+            raise _fail(f"{pending_id}: its sender is no longer configured ({gone})") from None
         result = hub.pipeline.approve(pending_id, sender)
     if result is None:
         raise _fail(f"{pending_id}: already approved or expired")

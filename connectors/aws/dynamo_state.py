@@ -482,4 +482,5 @@ def _pending(main: dict[str, Any], parts: dict[str, bytes]) -> PendingItem | Non
         chunks.append(part)
     data = orjson.loads(zlib.decompress(b"".join(chunks)))
     data["hops"] = tuple(data.get("hops", ()))
+    data["private_values"] = tuple(data.get("private_values", ()))
     return PendingItem(**data)
