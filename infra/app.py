@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Any
@@ -58,8 +59,17 @@ def add_checks(app: App) -> None:
     Validations.of(app).add_plugins(AwsSolutionsChecks(app, verbose=True))
 
 
+def cli_context() -> dict[str, Any] | None:
+    """cdk.json's context when run without the CDK CLI (`python -m infra.app`); the CLI passes it itself."""
+    if "CDK_CONTEXT_JSON" in os.environ:
+        return None
+    cdk_json = Path(__file__).resolve().parents[1] / "cdk.json"
+    context: dict[str, Any] = json.loads(cdk_json.read_text())["context"]
+    return context
+
+
 def main() -> None:
-    app, _ = build()
+    app, _ = build(cli_context())
     app.synth()
 
 

@@ -36,10 +36,30 @@ class StackSettings(BaseModel):
     # Warn while there is still time to redrive, before SQS drops a dead letter at retention.
     dlq_oldest_message_alarm_days: int = Field(default=10, ge=1, le=13)
 
+    # Functions. Python 3.14 is Lambda's newest runtime (cdk-nag L1 asks for the newest); the code runs on 3.11+.
+    python_runtime: str = Field(default="3.14", pattern=r"^3\.1[1-9]$")
+    function_memory_mb: int = Field(default=1024, ge=128, le=10240)
+    # SQS consumers: the queues' visibility timeout is six times this (visibility_timeout_seconds).
+    function_timeout_seconds: int = Field(default=60, ge=3, le=900)
+    # The poller reads whole feeds and collections: it may run longer than a queue consumer.
+    poller_timeout_seconds: int = Field(default=300, ge=3, le=900)
+    router_batch_size: int = Field(default=2, ge=1, le=10)
+    deliver_batch_size: int = Field(default=10, ge=1, le=10)
+    log_retention_days: int = Field(default=400, ge=1)
+    # A layer folder (with python/ inside) holding the third-party packages; built by `python -m infra.layer`.
+    dependencies_layer: str = "build/lambda-layer"
+    # API Gateway: steady requests per second and burst, for the whole stage (TAXII clients, peers, approvals).
+    api_rate_limit: int = Field(default=50, ge=1)
+    api_burst_limit: int = Field(default=100, ge=1)
+    # Requests from one IP address per five minutes before WAF blocks it.
+    api_requests_per_ip_per_5_minutes: int = Field(default=2000, ge=100)
+
     @model_validator(mode="after")
     def _consistent(self) -> StackSettings:
         if self.quarantine_retention_days <= self.quarantine_infrequent_access_after_days:
             raise ValueError("quarantine_retention_days must exceed quarantine_infrequent_access_after_days")
+        if self.visibility_timeout_seconds < 6 * self.function_timeout_seconds:
+            raise ValueError("visibility_timeout_seconds must be at least six times function_timeout_seconds")
         if self.dlq_oldest_message_alarm_days >= self.dlq_retention_days:
             raise ValueError("dlq_oldest_message_alarm_days must be below dlq_retention_days")
         return self

@@ -33,3 +33,15 @@ class DataKey(Construct):
                 resources=["*"],
             )
         )
+
+    def allow_ses_to_store_mail(self, account: str) -> None:
+        """SES's S3 action writes into the raw bucket, whose default encryption is this key."""
+        self.key.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="AllowSesToStoreInboundMail",
+                principals=[iam.ServicePrincipal("ses.amazonaws.com")],
+                actions=["kms:GenerateDataKey*"],
+                resources=["*"],
+                conditions={"StringEquals": {"aws:SourceAccount": account}},
+            )
+        )

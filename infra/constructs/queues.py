@@ -10,6 +10,7 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
+from infra.constructs.nag import acknowledge
 from infra.settings import StackSettings
 
 # envelopes: inputs on their way through the pipeline; deliveries: routed objects on their way out
@@ -36,17 +37,19 @@ class Queues(Construct):
         self.dead_letters: dict[str, sqs.Queue] = {}
         for name in QUEUE_NAMES:
             self._add(name, key, settings)
+        # Asynchronous invocations (SES -> mail ingest, schedules -> poller) that failed every retry.
+        self.invocation_failures = self._dead_letter_queue("InvocationFailures", key, settings)
+        self._watch_dead_letters("InvocationFailures", "failed invocations", self.invocation_failures, settings)
+        acknowledge(
+            self.invocation_failures,
+            "AwsSolutions-SQS3",
+            "This queue is itself a dead-letter queue: Lambda's for asynchronous invocations and Scheduler's for "
+            "schedule targets, which name it directly rather than through a redrive policy",
+        )
 
     def _add(self, name: str, key: kms.IKey, settings: StackSettings) -> None:
         label = name.capitalize()
-        dlq = sqs.Queue(
-            self,
-            f"{label}DeadLetters",
-            encryption=sqs.QueueEncryption.KMS,
-            encryption_master_key=key,
-            enforce_ssl=True,
-            retention_period=Duration.days(settings.dlq_retention_days),
-        )
+        dlq = self._dead_letter_queue(f"{label}DeadLetters", key, settings)
         queue = sqs.Queue(
             self,
             label,
@@ -62,26 +65,39 @@ class Queues(Construct):
         self.queues[name] = queue
         self.dead_letters[name] = dlq
 
-        # A single dead letter is an input or a delivery that did not happen: page on the first one.
-        self._alarm(
-            f"{label}DeadLettersVisible",
-            dlq.metric_approximate_number_of_messages_visible(period=Duration.minutes(1), statistic="Maximum"),
-            threshold=0,
-            description=f"Messages in the {name} dead-letter queue: inspect and redrive them.",
-        )
-        # Dead letters expire at retention: warn while a redrive is still possible.
-        self._alarm(
-            f"{label}DeadLettersAgeing",
-            dlq.metric_approximate_age_of_oldest_message(period=Duration.minutes(5), statistic="Maximum"),
-            threshold=Duration.days(settings.dlq_oldest_message_alarm_days).to_seconds(),
-            description=f"The oldest {name} dead letter will expire soon: redrive it or save it.",
-        )
+        self._watch_dead_letters(f"{label}DeadLetters", name, dlq, settings)
         # A working queue that stops draining means a stuck or failing consumer.
         self._alarm(
             f"{label}Stalled",
             queue.metric_approximate_age_of_oldest_message(period=Duration.minutes(1), statistic="Maximum"),
             threshold=settings.oldest_message_alarm_seconds,
             description=f"The {name} queue is not draining: check its consumer.",
+        )
+
+    def _dead_letter_queue(self, construct_id: str, key: kms.IKey, settings: StackSettings) -> sqs.Queue:
+        return sqs.Queue(
+            self,
+            construct_id,
+            encryption=sqs.QueueEncryption.KMS,
+            encryption_master_key=key,
+            enforce_ssl=True,
+            retention_period=Duration.days(settings.dlq_retention_days),
+        )
+
+    def _watch_dead_letters(self, label: str, name: str, dlq: sqs.Queue, settings: StackSettings) -> None:
+        # A single dead letter is an input or a delivery that did not happen: page on the first one.
+        self._alarm(
+            f"{label}Visible",
+            dlq.metric_approximate_number_of_messages_visible(period=Duration.minutes(1), statistic="Maximum"),
+            threshold=0,
+            description=f"Messages in the {name} dead-letter queue: inspect and redrive them.",
+        )
+        # Dead letters expire at retention: warn while a redrive is still possible.
+        self._alarm(
+            f"{label}Ageing",
+            dlq.metric_approximate_age_of_oldest_message(period=Duration.minutes(5), statistic="Maximum"),
+            threshold=Duration.days(settings.dlq_oldest_message_alarm_days).to_seconds(),
+            description=f"The oldest {name} dead letter will expire soon: redrive it or save it.",
         )
 
     def _alarm(self, alarm_id: str, metric: cloudwatch.IMetric, *, threshold: float, description: str) -> None:

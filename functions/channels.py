@@ -1,0 +1,75 @@
+"""The sender for each kind of delivery channel a community names (pull, taxii, email, peer).
+
+`pull` stores into Renkei's own TAXII collection (the objects table). The others are built by their connector
+packages; until one is, delivering on it raises ChannelNotBuilt, a retryable error: the task is retried and
+then kept in the dead-letter queue, to be redriven once that sender is deployed. Nothing is dropped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from connectors.aws.collections import CollectionStore
+from gateway.errors import RetryableError
+from gateway.ports import Channel
+from schemas.config import Channel as ChannelConfig
+from schemas.config import Community, EmailChannel, PeerChannel, PullChannel, TaxiiChannel
+
+ChannelBuilder = Callable[[Community, Any, Any], Channel]  # (community, channel config, wiring) -> Channel
+
+
+class ChannelNotBuilt(RetryableError):
+    """No sender for this kind of channel in this deployment."""
+
+
+def kind_of(channel: ChannelConfig) -> str:
+    """`pull`, `taxii`, `email` or `peer`: the key a community's channel has in the config."""
+    return type(channel).__name__.removesuffix("Channel").lower()
+
+
+class PullDelivery:
+    """A `pull` channel: the community's members fetch from Renkei's own TAXII 2.1 collection."""
+
+    def __init__(self, collections: CollectionStore) -> None:
+        self._collections = collections
+
+    def deliver(self, destination: str, bundle: dict[str, Any]) -> None:
+        self._collections.add(destination, bundle["objects"])
+
+
+def _pull(community: Community, channel: Any, wiring: Any) -> Channel:
+    return PullDelivery(CollectionStore(wiring.settings.objects_table, wiring.dynamodb))
+
+
+def _lazy(module: str, name: str) -> ChannelBuilder:
+    """A builder that imports the connector's sender when first used: `Class(channel_config)`."""
+
+    def build(community: Community, channel: Any, wiring: Any) -> Channel:
+        try:
+            imported = __import__(module, fromlist=[name])
+            cls = getattr(imported, name)
+        except (ImportError, AttributeError) as exc:
+            raise ChannelNotBuilt(f"{community.id}: no {kind_of(channel)} sender ({module}.{name})") from exc
+        sender: Channel = cls(channel)
+        return sender
+
+    return build
+
+
+BUILDERS: dict[type, ChannelBuilder] = {
+    PullChannel: _pull,
+    TaxiiChannel: _lazy("connectors.taxii.channel", "TaxiiPushChannel"),
+    EmailChannel: _lazy("connectors.mailout.channel", "MailChannel"),
+    PeerChannel: _lazy("connectors.peer.channel", "PeerChannel"),
+}
+
+
+def register(kind: type, builder: ChannelBuilder) -> None:
+    """Replace the builder of one channel kind (a connector package, `gateway serve`, a test)."""
+    BUILDERS[kind] = builder
+
+
+def channel_for(community: Community, channel: ChannelConfig, wiring: Any) -> Channel:
+    """The sender of one of `community`'s channels. Raises ChannelNotBuilt."""
+    return BUILDERS[type(channel)](community, channel, wiring)
