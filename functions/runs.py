@@ -8,9 +8,9 @@ from functions.observability import logger, record_run
 from functions.outbox import SqsOutbox
 from functions.wiring import Wiring
 from gateway.errors import PermanentError
-from gateway.intake import Intake, take
+from gateway.intake import Intake, sender_of_pending, take
 from gateway.pipeline import RunResult
-from gateway.senders import sender_for
+from gateway.senders import UnknownConnector
 from schemas.config import EmailConnector, HubConfig
 
 
@@ -45,21 +45,24 @@ def run_intakes(
 def approve_pending(wiring: Wiring, pending_id: str) -> RunResult | None:
     """Release a pending input into routing (the approvals endpoint). None if unknown or already taken.
 
-    The sender is the connector's, with the e-mail member whose organisation sent it, as when it was held.
+    The sender is the connector's, with the e-mail member whose organisation sent it, never looser than when
+    it was held (gateway.intake.sender_of_pending).
     """
     config, version = wiring.config()
     assert wiring.state is not None
     item = next((p for p in wiring.state.pending() if p.pending_id == pending_id), None)
     if item is None:
         return None
+    try:
+        sender = sender_of_pending(config, item)
+    except UnknownConnector as gone:
+        raise PermanentError(f"pending {pending_id}: its sender is no longer configured ({gone})") from None
     connector = config.connector(item.connector)
-    if connector is None:
-        raise PermanentError(f"pending {pending_id}: connector {item.connector!r} is no longer configured")
     members = connector.members if isinstance(connector, EmailConnector) else []
     member = next((m for m in members if m.org == item.sender_org), None)
     outbox = SqsOutbox(wiring.sqs, wiring.settings.deliveries_queue_url, wiring.blobs, version)  # type: ignore[arg-type]
     outbox.sender(item.connector, member)
-    result = wiring.pipeline(config, version, outbox).approve(pending_id, sender_for(config, item.connector, member))
+    result = wiring.pipeline(config, version, outbox).approve(pending_id, sender)
     if result is not None:
         summary = record_run(item.connector, result)
         logger.info("approved", extra={"connector": item.connector, "pending": pending_id, **summary})

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from aws_cdk import CfnOutput, Stack, Tags
@@ -19,12 +18,13 @@ from infra.constructs.schedules import Schedules
 from infra.constructs.storage import Storage
 from infra.constructs.tables import StateTables
 from infra.settings import StackSettings
+from schemas import tables
 from schemas.config import HubConfig
 
 
 def stack_name_for(config: HubConfig) -> str:
     """`Renkei-<hub id>`, with the characters CloudFormation refuses in stack names made `-`."""
-    return "Renkei-" + re.sub(r"[^A-Za-z0-9-]", "-", config.hub.id)
+    return tables.stack_name_for(config.hub.id)
 
 
 class RenkeiStack(Stack):

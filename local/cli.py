@@ -217,7 +217,7 @@ def serve(
     if fixed is None:
         _routing(None, state)  # fail now, clearly, when nothing is onboarded
     base = config.parent if config else Path.cwd()
-    serving.serve(serving.Routing(fixed, state), state, base, host, port, err)
+    serving.serve(serving.Routing(fixed, state, base), state, base, host, port, err)
 
 
 @app.command()

@@ -121,7 +121,7 @@ class EmbeddedAws:
 
     def client(self, service: str) -> Any:
         """A boto3 client for the embedded endpoint: explicit credentials, never the user's AWS config."""
-        return boto3.session.Session(region_name=REGION, **_CREDENTIALS).client(
+        return embedded_session().client(
             service,  # type: ignore[call-overload]
             endpoint_url=self.endpoint,
             # proxies={}: an HTTP(S)_PROXY in the user's environment must not see requests to 127.0.0.1.
@@ -193,6 +193,11 @@ class EmbeddedAws:
             for key in self._keys(bucket):
                 self.s3.delete_object(Bucket=bucket, Key=key)
             self.s3.delete_bucket(Bucket=bucket)
+
+
+def embedded_session() -> boto3.session.Session:
+    """Explicit credentials for moto: the user's AWS config and credentials are never read."""
+    return boto3.session.Session(region_name=REGION, **_CREDENTIALS)
 
 
 class EmbeddedBlobStore(S3BlobStore):

@@ -25,11 +25,10 @@ from gateway.ports import RegistryStore
 from local.config_file import load_config
 from local.embedded import EmbeddedAws
 from schemas.config import HubConfig
-from schemas.tables import REGISTRY
+from schemas.tables import REGISTRY, stack_name_for
 
 APPLIED, REFUSED, INVALID = 0, 1, 2
 STACK_ENV = "RENKEI_STACK"
-DEFAULT_STACK = "Renkei"
 _STYLE = {"+": "green", "-": "red", "~": "yellow", "!": "bold magenta"}
 
 
@@ -78,7 +77,8 @@ def run_onboard(
         if errors or config is None:
             return INVALID
     try:
-        with _target(state_dir, aws, dry_run or history, session) as target:
+        stack = stack_name_for(config.hub.id) if config is not None else None
+        with _target(state_dir, aws, dry_run or history, session, stack) as target:
             if config is None:
                 print_history(console, target.store.history())
                 return APPLIED
@@ -155,9 +155,9 @@ def print_history(console: Console, history: list[ChangeRecord]) -> None:
 
 
 @contextmanager
-def _target(state_dir: Path | None, aws: bool, read_only: bool, session: Any) -> Iterator[Target]:
+def _target(state_dir: Path | None, aws: bool, read_only: bool, session: Any, stack: str | None) -> Iterator[Target]:
     if aws:
-        yield aws_target(session)
+        yield aws_target(session, stack)
         return
     assert state_dir is not None  # run_onboard checked: --state or --aws
     with _embedded(state_dir, save=not read_only) as embedded:
@@ -207,8 +207,10 @@ def _local_user() -> str:
 
 
 def stack_outputs(session: Any, stack: str | None = None) -> dict[str, str]:
-    """The outputs of the deployed hub's stack (`Renkei`, or $RENKEI_STACK). Raises TargetUnavailable."""
-    name = stack or os.environ.get(STACK_ENV) or DEFAULT_STACK
+    """The outputs of the deployed hub's stack ($RENKEI_STACK, else `Renkei-<hub id>`). Raises TargetUnavailable."""
+    name = os.environ.get(STACK_ENV) or stack
+    if not name:
+        raise TargetUnavailable(f"which hub? give --config FILE, or set {STACK_ENV} to the stack's name")
     try:
         stacks = session.client("cloudformation").describe_stacks(StackName=name)["Stacks"]
     except (ClientError, BotoCoreError) as exc:

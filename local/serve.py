@@ -9,6 +9,7 @@ stops: polls not yet run run at the next start, mail not yet read is still in it
 
 from __future__ import annotations
 
+import os
 import queue
 import shutil
 import signal
@@ -22,29 +23,32 @@ from types import FrameType
 
 from rich.console import Console
 
-from connectors.sources import source_for
-from gateway.errors import RenkeiError, SourceUnavailable
-from gateway.intake import take
-from gateway.pipeline import Pipeline, RunResult
+from gateway.errors import RenkeiError
+from local.embedded import REGION, embedded_session
 from local.onboard import load_registry
-from local.runtime import EmbeddedHub, LiveChannels, seal_key
+from local.runtime import EmbeddedHub, seal_key
 from schemas.config import EmailConnector, FeedConnector, HubConfig, StixConnector, TaxiiConnector, parse_duration
+from schemas.tables import QUARANTINE_BUCKET, RAW_BUCKET
 
 ROUTING_TTL_SECONDS = 5.0  # how long a narrowed scope may take to be in force
 SAVE_EVERY_SECONDS = 30.0
+VISIBILITY_SECONDS = 10
 MAIL_SUFFIXES = (".eml",)
 
 
 class Routing:
     """The routing in force: a fixed --config, or the registry onboarded into --state, re-read when stale."""
 
-    def __init__(self, fixed: tuple[HubConfig, str] | None, state_dir: Path | None, ttl: float = ROUTING_TTL_SECONDS):
+    def __init__(
+        self, fixed: tuple[HubConfig, str] | None, state_dir: Path | None, base: Path, ttl: float = ROUTING_TTL_SECONDS
+    ):
         if fixed is None and state_dir is None:
             raise ValueError("serve needs --config or an onboarded --state")
-        self._fixed = fixed
+        self._base = base
+        self._fixed = None if fixed is None else (absolute_sources(fixed[0], base), fixed[1])
         self._state_dir = state_dir
         self._ttl = ttl
-        self._cached: tuple[HubConfig, str] | None = fixed
+        self._cached: tuple[HubConfig, str] | None = self._fixed
         self._read_at = float("-inf")
 
     @property
@@ -59,9 +63,20 @@ class Routing:
             onboarded = load_registry(self._state_dir)
             if onboarded is None:
                 raise RenkeiError(f"nothing onboarded in {self._state_dir}: run `gateway onboard` first")
-            self._cached = onboarded[1], f"registry:{onboarded[0]}"
+            self._cached = absolute_sources(onboarded[1], self._base), f"registry:{onboarded[0]}"
             self._read_at = time.monotonic()
         return self._cached
+
+
+def absolute_sources(config: HubConfig, base: Path) -> HubConfig:
+    """Relative `source` folders are relative to `base` (the config file's folder, or where serve runs)."""
+    connectors = []
+    for connector in config.connectors:
+        source = getattr(connector, "source", None)
+        if source and not source.startswith(("http://", "https://")) and not Path(source).is_absolute():
+            connector = connector.model_copy(update={"source": str((base / source).resolve())})
+        connectors.append(connector)
+    return config.model_copy(update={"connectors": connectors})
 
 
 @dataclass(frozen=True)
@@ -113,14 +128,13 @@ class MailWatcher:
 
     jobs: queue.Queue[Job]
     done_dir: Path
-    base: Path
     queued: set[Path] = field(default_factory=set)
 
     def tick(self, config: HubConfig) -> None:
         for connector in config.connectors:
             if not isinstance(connector, EmailConnector) or not connector.source:
                 continue
-            folder = Path(connector.source) if Path(connector.source).is_absolute() else self.base / connector.source
+            folder = Path(connector.source)  # made absolute by Routing
             if not folder.is_dir():
                 continue
             for path in sorted(folder.iterdir()):
@@ -139,58 +153,125 @@ class MailWatcher:
 
 
 class Worker:
-    """Runs jobs one at a time on the pipeline of the routing in force. A failing job never stops it."""
+    """Drives the Lambda handlers on the embedded default, with events shaped as AWS sends them.
 
-    def __init__(self, hub: EmbeddedHub, routing: Routing, base: Path, console: Console) -> None:
+    The same code as on AWS: a poll is the poller's scheduled event, a mail file becomes the S3 object an SES
+    receipt rule writes and its event, and the router and deliverer drain their SQS queues in batches.
+    """
+
+    def __init__(self, hub: EmbeddedHub, routing: Routing, console: Console) -> None:
+        _quiet_powertools()
+        from functions import localrun, wiring
+        from functions.deliver import handler as deliver
+        from functions.mail_ingest import handler as mail_ingest
+        from functions.poller import handler as poller
+        from functions.router import handler as router
+
+        self._localrun, self._poller, self._mail = localrun, poller, mail_ingest
+        self._router, self._deliver = router, deliver
         self.hub = hub
         self.routing = routing
-        self.base = base
         self.console = console
-        self._pipelines: dict[str, Pipeline] = {}
+        aws = hub.aws
+        self.sqs = aws.client("sqs")
+        # A short visibility timeout: a failed record is retried within seconds, and is visible again (so it can
+        # be saved) soon after Ctrl-C.
+        self.queues = localrun.create_queues(self.sqs, aws.prefix, visibility_timeout=VISIBILITY_SECONDS)
+        if aws.state_dir is not None:
+            localrun.load_queues(self.sqs, self.queues, aws.state_dir / "queues")
+        settings = wiring.Settings(
+            state_table=aws.table_name("state"),
+            registry_table=aws.table_name("registry"),
+            objects_table=aws.table_name("objects"),
+            raw_bucket=aws.buckets[RAW_BUCKET],
+            quarantine_bucket=aws.buckets[QUARANTINE_BUCKET],
+            envelopes_queue_url=self.queues["envelopes"],
+            deliveries_queue_url=self.queues["deliveries"],
+            endpoint_url=aws.endpoint,
+            region=REGION,
+            config_ttl_seconds=0,  # `routing` caches already
+        )
+        config, _ = routing.current()
+        wiring.use(
+            wiring.Wiring(
+                settings,
+                session=embedded_session(),
+                state=aws.state,
+                blobs=aws.blobs,
+                config_source=routing.current,
+                seal_key=seal_key(config, aws.state_dir),
+            )
+        )
         self._last_problem: dict[str, str] = {}  # said once per connector until it changes
 
-    def pipeline(self) -> tuple[HubConfig, Pipeline]:
-        config, version = self.routing.current()
-        if version not in self._pipelines:
-            self._pipelines = {  # one per config version; the old one is never used again
-                version: Pipeline(
-                    config,
-                    self.hub.aws.state,
-                    self.hub.aws.blobs,
-                    LiveChannels(config, self.hub.collections),
-                    seal_key=seal_key(config, self.hub.aws.state_dir),
-                    config_version=version,
-                )
-            }
-        return config, self._pipelines[version]
-
-    def run(self, job: Job) -> RunResult | None:
-        config, pipeline = self.pipeline()
-        connector = config.connector(job.connector_id)
-        if connector is None:  # removed by onboarding since the job was queued
-            return None
-        total = RunResult()
-        try:
-            for intake in source_for(config, connector, self.hub.aws.state, self.base).read(job.location):
-                total.merge(take(pipeline, config, connector.id, intake))
-        except SourceUnavailable as exc:
-            self._problem(job.connector_id, str(exc))
-            return None
-        except Exception as exc:  # noqa: BLE001 - a worker keeps going; the type, never the content, is logged
-            self._problem(job.connector_id, f"failed ({type(exc).__name__})")
-            return None
-        self._last_problem.pop(job.connector_id, None)
+    def run(self, job: Job) -> None:
+        context = self._localrun.LocalContext
+        if job.location is None:
+            answer = self._poller.lambda_handler(
+                self._localrun.scheduled_event(job.connector_id), context("renkei-poller", timeout_seconds=300)
+            )
+            if answer.get("status") == "ok":
+                self._last_problem.pop(job.connector_id, None)
+                if answer.get("objects"):
+                    self.console.print(f"{job.connector_id}: {_short(answer)}", highlight=False)
+            else:
+                self._problem(job.connector_id, str(answer.get("status")))
+            return
+        raw_bucket = self.hub.aws.buckets[RAW_BUCKET]
+        answer = self._localrun.take_mail_file(
+            self.hub.aws.s3, raw_bucket, job.connector_id, Path(job.location), self._mail.lambda_handler
+        )
+        self.console.print(f"{job.connector_id}: {Path(job.location).name}: {answer.get('status')}", highlight=False)
         if job.done is not None:
             job.done()
-        counts = total.summary()
-        if counts["objects"]:
-            self.console.print(f"{job.connector_id}: {_short(counts)}", highlight=False)
-        return total
+
+    def drain(self) -> int:
+        """One batch from each queue; returns how many records were handled."""
+        handled = 0
+        for queue_name, handler in (("envelopes", self._router), ("deliveries", self._deliver)):
+            count, failed = self._localrun.drain_once(self.sqs, self.queues[queue_name], handler.lambda_handler, 0)
+            handled += count
+            if failed:
+                self.console.print(f"[yellow]{queue_name}[/yellow]: {failed} record(s) failed; retried later")
+        return handled
+
+    def close(self) -> None:
+        """Queued work survives the stop: moto keeps queues in memory, so they are saved beside the state."""
+        if self.hub.aws.state_dir is not None:
+            self._wait_for_in_flight()
+            saved = self._localrun.save_queues(self.sqs, self.queues, self.hub.aws.state_dir / "queues")
+            if saved:
+                self.console.print(f"{saved} queued record(s) kept for the next start")
+
+    def _wait_for_in_flight(self) -> None:
+        """A record that failed is invisible until its timeout ends; saving before would lose it."""
+        deadline = time.monotonic() + VISIBILITY_SECONDS + 5
+        while time.monotonic() < deadline:
+            in_flight = sum(
+                int(
+                    self.sqs.get_queue_attributes(
+                        QueueUrl=url, AttributeNames=["ApproximateNumberOfMessagesNotVisible"]
+                    )["Attributes"]["ApproximateNumberOfMessagesNotVisible"]
+                )
+                for url in self.queues.values()
+            )
+            if not in_flight:
+                return
+            time.sleep(0.5)
 
     def _problem(self, connector_id: str, problem: str) -> None:
         if self._last_problem.get(connector_id) != problem:
             self._last_problem[connector_id] = problem
             self.console.print(f"[yellow]{connector_id}[/yellow]: {problem}", highlight=False)
+
+
+def _quiet_powertools() -> None:
+    """Handlers log JSON and emit metrics to stdout for CloudWatch; on a terminal, only warnings are useful."""
+    os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
+    os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
+    os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
+    os.environ.setdefault("POWERTOOLS_SERVICE_NAME", "renkei")
+    os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "Renkei")
 
 
 def _short(summary: dict[str, object]) -> str:
@@ -214,7 +295,7 @@ def run_loop(
         scheduler.tick(config, now)
         watcher.tick(config)
         try:
-            job = scheduler.jobs.get(timeout=tick_seconds)
+            job = scheduler.jobs.get(timeout=0 if worker.drain() else tick_seconds)
         except queue.Empty:
             job = None
         if job is not None:
@@ -222,6 +303,7 @@ def run_loop(
         if time.monotonic() - last_save >= SAVE_EVERY_SECONDS:
             save()
             last_save = time.monotonic()
+    worker.close()
     save()
 
 
@@ -233,13 +315,13 @@ def serve(routing: Routing, state_dir: Path | None, base: Path, host: str, port:
     with embedded_hub(config, state_dir, config_version=version, owns_registry=routing.fixed is None) as hub:
         stop = threading.Event()
         jobs: queue.Queue[Job] = queue.Queue()
-        worker = Worker(hub, routing, base, console)
+        worker = Worker(hub, routing, console)
         done_dir = (state_dir or base) / "mail-done"
         save = hub.aws.save if state_dir is not None else (lambda: None)
         console.print(f"[dim]embedded AWS (moto) on {hub.aws.endpoint}[/dim]")
         console.print(f"serving {config.hub.id} under {version}; Ctrl-C to stop")
         with _stop_on_signals(stop, console):
-            run_loop(worker, Scheduler(jobs), MailWatcher(jobs, done_dir, base), stop, save)
+            run_loop(worker, Scheduler(jobs), MailWatcher(jobs, done_dir), stop, save)
         console.print("stopped; state saved" if state_dir is not None else "stopped")
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 
@@ -42,3 +43,8 @@ ALL_TABLES: tuple[TableSpec, ...] = (STATE, REGISTRY, OBJECTS)
 RAW_BUCKET = "raw"
 QUARANTINE_BUCKET = "quarantine"
 DEFAULT_PREFIX = "renkei"
+
+
+def stack_name_for(hub_id: str) -> str:
+    """The CloudFormation stack of a hub: `Renkei-<hub id>`, with the characters stack names refuse made `-`."""
+    return "Renkei-" + re.sub(r"[^A-Za-z0-9-]", "-", hub_id)

@@ -274,13 +274,15 @@ def test_aws_applies_to_the_stacks_table_and_syncs_schedules(
 def test_aws_without_a_poller_skips_schedules_and_says_so(
     tmp_path: Path, endpoint: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # Given the stack the CDK app names after the hub, and no RENKEI_STACK
     session = Session(endpoint)
-    deploy(session, "HubWithoutPoller", poller=False)
-    monkeypatch.setenv("RENKEI_STACK", "HubWithoutPoller")
+    deploy(session, "Renkei-hub-a", poller=False)
+    monkeypatch.delenv("RENKEI_STACK", raising=False)
 
     run = onboard(write(tmp_path, CONFIG), None, aws=True, session=session)
 
-    assert run.code == 0
+    assert run.code == 0, run.output
+    assert "table Renkei-hub-a-registry" in run.output
     assert "the poller is not deployed yet" in run.output
     assert "applied as version 1" in run.output
 

@@ -124,6 +124,7 @@ def test_serve_polls_on_schedule_and_a_narrowed_scope_takes_effect_without_a_res
     process.wait_for("drop: 2 objects, 1 delivered, 1 duplicate")
     # Then Ctrl-C stops it cleanly with the state saved
     assert process.stop() == 0
+    assert (state / "queues" / "deliveries.jsonl").read_bytes() == b""  # every delivery task was handled
     traced = {}
     for object_id in (first, second):
         result = gateway("trace", "--state", str(state), "--json", object_id)
