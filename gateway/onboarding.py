@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import math
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -21,13 +20,11 @@ from schemas.config import (
     Community,
     Connector,
     EmailConnector,
-    FeedConnector,
     HubConfig,
     Scope,
-    StixConnector,
-    TaxiiConnector,
     parse_duration,
 )
+from schemas.schedules import polling, rate_expression
 from schemas.tlp import Tlp
 
 if TYPE_CHECKING:
@@ -40,7 +37,6 @@ Section = Literal["hub", "community", "connector", "member", "schedule"]
 _SYMBOL: dict[Action, str] = {"added": "+", "changed": "~", "removed": "-"}
 _ACTIONS: tuple[Action, ...] = ("added", "changed", "removed")
 _SECTIONS: tuple[Section, ...] = ("hub", "community", "connector", "member", "schedule")
-DEFAULT_EVERY = {"feed": "15m", "taxii": "5m", "email": "15m", "stix": "15m"}
 
 
 # --- schedules ---------------------------------------------------------------------------------------
@@ -59,30 +55,13 @@ class Schedule:
 
     @property
     def expression(self) -> str:
-        """The EventBridge Scheduler form, e.g. `rate(15 minutes)` (whole minutes at least: its finest unit)."""
-        minutes = max(1, math.ceil(self.interval.total_seconds() / 60))
-        for size, unit in ((1440, "day"), (60, "hour"), (1, "minute")):
-            if minutes % size == 0:
-                count = minutes // size
-                return f"rate({count} {unit}{'' if count == 1 else 's'})"
-        raise AssertionError("unreachable: every count is a whole number of minutes")
-
-
-def polls(connector: Connector) -> bool:
-    """True for connectors that fetch on a schedule: feeds, TAXII pull, mailboxes and bundle URLs with a source."""
-    if isinstance(connector, FeedConnector):
-        return True
-    if isinstance(connector, TaxiiConnector):
-        return connector.direction in ("pull", "both")
-    if isinstance(connector, EmailConnector):
-        return connector.source is not None
-    # A bundle folder is read by `ingest`; only one on a web server is polled (as `gateway check` sees it).
-    return isinstance(connector, StixConnector) and (connector.source or "").startswith(("http://", "https://"))
+        """The EventBridge Scheduler form, e.g. `rate(15 minutes)`."""
+        return rate_expression(self.every)
 
 
 def schedules_of(config: HubConfig) -> dict[str, Schedule]:
     """The schedule of every polling connector, by connector id."""
-    return {c.id: Schedule(c.id, c.every or DEFAULT_EVERY.get(c.type, "15m")) for c in config.connectors if polls(c)}
+    return {connector_id: Schedule(connector_id, every) for connector_id, every in polling(config).items()}
 
 
 # --- the diff ----------------------------------------------------------------------------------------

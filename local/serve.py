@@ -27,7 +27,8 @@ from gateway.errors import RenkeiError
 from local.embedded import REGION, embedded_session
 from local.onboard import load_registry
 from local.runtime import EmbeddedHub, seal_key
-from schemas.config import EmailConnector, FeedConnector, HubConfig, StixConnector, TaxiiConnector, parse_duration
+from schemas.config import EmailConnector, HubConfig, StixConnector, parse_duration
+from schemas.schedules import DEFAULT_EVERY, polls
 from schemas.tables import QUARANTINE_BUCKET, RAW_BUCKET
 
 ROUTING_TTL_SECONDS = 5.0  # how long a narrowed scope may take to be in force
@@ -89,18 +90,18 @@ class Job:
 
 
 def pollable(config: HubConfig) -> dict[str, float]:
-    """Connector id -> polling interval in seconds, for connectors that have something to poll on a schedule.
+    """Connector id -> polling interval in seconds, for what `serve` polls on a schedule.
 
-    Mail folders are watched instead (every file once), and peers push.
+    What polls on AWS (schemas.schedules), and bundle folders too; mail folders are watched instead (each file
+    once, as an SES receipt rule would hand it over), and peers push.
     """
     intervals = {}
     for connector in config.connectors:
-        if connector.every is None:
+        local_folder = isinstance(connector, StixConnector) and bool(connector.source)
+        if isinstance(connector, EmailConnector) or not (polls(connector) or local_folder):
             continue
-        polls = isinstance(connector, FeedConnector | StixConnector) and bool(connector.source)
-        polls = polls or (isinstance(connector, TaxiiConnector) and connector.direction in ("pull", "both"))
-        if polls:
-            intervals[connector.id] = parse_duration(connector.every).total_seconds()
+        every = connector.every or DEFAULT_EVERY.get(connector.type, "15m")
+        intervals[connector.id] = parse_duration(every).total_seconds()
     return intervals
 
 

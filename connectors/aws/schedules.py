@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -12,8 +11,7 @@ from botocore.exceptions import ClientError
 
 from gateway.errors import RetryableError
 from gateway.onboarding import Schedule
-
-_MAX_NAME = 64  # Scheduler's limit on a schedule name
+from schemas.schedules import schedule_name
 
 
 @dataclass(frozen=True)
@@ -42,11 +40,7 @@ class SchedulerSync:
 
     def name(self, connector_id: str) -> str:
         """`renkei-<connector id>`; an id too long for Scheduler keeps its start and gets a hash, to stay unique."""
-        name = f"{self._prefix}-{connector_id}"
-        if len(name) <= _MAX_NAME:
-            return name
-        digest = hashlib.sha256(connector_id.encode()).hexdigest()[:8]
-        return f"{name[: _MAX_NAME - 9]}-{digest}"
+        return schedule_name(connector_id, self._prefix)
 
     def sync(self, desired: Iterable[Schedule]) -> list[ScheduleAction]:
         """Create, update and delete schedules. Returns what it did. Raises RetryableError on an AWS failure."""

@@ -3,14 +3,13 @@
 The schedules are those of the config the stack is deployed with. `gateway onboard --aws` keeps them in step
 with the registry afterwards (connectors/aws/schedules.py): it finds this group and role by the stack's
 outputs, and recognises these schedules by name, target and input, which are built here exactly as it builds
-them. (infra imports no runtime code: tests/infra checks that both agree with gateway.onboarding.)
+them. (Both take the rules from schemas/schedules.py.)
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import math
 
 from aws_cdk import Stack
 from aws_cdk import aws_iam as iam
@@ -20,51 +19,8 @@ from aws_cdk import aws_scheduler as scheduler
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from schemas.config import (
-    EmailConnector,
-    FeedConnector,
-    HubConfig,
-    StixConnector,
-    TaxiiConnector,
-    parse_duration,
-)
-
-SCHEDULE_PREFIX = "renkei"  # connectors/aws/schedules.py: SchedulerSync's default prefix
-_MAX_NAME = 64
-DEFAULT_EVERY = {"feed": "15m", "taxii": "5m", "email": "15m", "stix": "15m"}
-
-
-def polling(config: HubConfig) -> dict[str, str]:
-    """Connector id -> `every`, for each connector that fetches on a schedule (as gateway.onboarding.polls)."""
-    out = {}
-    for c in config.connectors:
-        polls = (
-            isinstance(c, FeedConnector)
-            or (isinstance(c, TaxiiConnector) and c.direction in ("pull", "both"))
-            or (isinstance(c, EmailConnector) and c.source is not None)
-            or (isinstance(c, StixConnector) and (c.source or "").startswith(("http://", "https://")))
-        )
-        if polls:
-            out[c.id] = c.every or DEFAULT_EVERY.get(c.type, "15m")
-    return out
-
-
-def rate(every: str) -> str:
-    """`rate(15 minutes)`: whole minutes at least, in the largest unit that divides them."""
-    minutes = max(1, math.ceil(parse_duration(every).total_seconds() / 60))
-    for size, unit in ((1440, "day"), (60, "hour"), (1, "minute")):
-        if minutes % size == 0:
-            count = minutes // size
-            return f"rate({count} {unit}{'' if count == 1 else 's'})"
-    raise AssertionError("unreachable")
-
-
-def schedule_name(connector_id: str) -> str:
-    name = f"{SCHEDULE_PREFIX}-{connector_id}"
-    if len(name) <= _MAX_NAME:
-        return name
-    digest = hashlib.sha256(connector_id.encode()).hexdigest()[:8]
-    return f"{name[: _MAX_NAME - 9]}-{digest}"
+from schemas.config import HubConfig
+from schemas.schedules import polling, rate_expression, schedule_name
 
 
 def schedule_input(connector_id: str) -> str:
@@ -111,7 +67,7 @@ class Schedules(Construct):
                 f"Poll{hashlib.sha256(connector_id.encode()).hexdigest()[:12]}",
                 name=schedule_name(connector_id),
                 group_name=self.group_name,
-                schedule_expression=rate(every),
+                schedule_expression=rate_expression(every),
                 flexible_time_window=scheduler.CfnSchedule.FlexibleTimeWindowProperty(mode="OFF"),
                 state="ENABLED",
                 description=f"Renkei: poll connector {connector_id} every {every}",
