@@ -6,7 +6,7 @@ STAMP   := $(VENV)/.installed
 # jsii (under aws-cdk-lib) warns on every run that this Node is past end of life; the infra tests need no notice.
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 
-.PHONY: demo test lint types arch unit integration property infra bench fuzz clean
+.PHONY: demo test lint types arch unit integration property infra bench fuzz lambda-layer clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -46,5 +46,9 @@ fuzz: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m bench.pipeline
 
+# The runtime dependencies as a Lambda layer (manylinux arm64 wheels), before `cdk deploy`: infra/README.md.
+lambda-layer: $(STAMP)
+	$(BIN)/python -m infra.layer
+
 clean:
-	rm -rf $(VENV) cdk.out .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) build cdk.out .pytest_cache .mypy_cache .ruff_cache
