@@ -3,8 +3,9 @@ API, all on the embedded default; routing re-read from the registry every few se
 change is in force without a restart.
 
 One worker thread runs every job in turn (a poll, a mail file), so the pipeline never races itself; the
-scheduler and the folder watcher only enqueue. Ctrl-C lets the running job finish, saves the state and
-stops: polls not yet run run at the next start, mail not yet read is still in its folder.
+scheduler and the folder watcher only enqueue. Ctrl-C lets the running job finish, drains the queues for a
+few seconds, saves the state (and what is still queued) and stops: polls not yet run run at the next start,
+mail not yet read is still in its folder.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from schemas.tables import QUARANTINE_BUCKET, RAW_BUCKET
 ROUTING_TTL_SECONDS = 5.0  # how long a narrowed scope may take to be in force
 SAVE_EVERY_SECONDS = 30.0
 VISIBILITY_SECONDS = 10
+DRAIN_ON_STOP_SECONDS = 10.0
 MAIL_SUFFIXES = (".eml",)
 
 
@@ -288,7 +290,10 @@ def run_loop(
     save: Callable[[], None],
     tick_seconds: float = 1.0,
 ) -> None:
-    """Until `stop`: enqueue what is due, run what is queued, save now and then. Saves once more at the end."""
+    """Until `stop`: enqueue what is due, run what is queued, save now and then.
+
+    On stop: drain the queues for a few seconds, then save; what is still queued is kept for the next start.
+    """
     last_save = time.monotonic()
     while not stop.is_set():
         config, _ = worker.routing.current()
@@ -304,6 +309,10 @@ def run_loop(
         if time.monotonic() - last_save >= SAVE_EVERY_SECONDS:
             save()
             last_save = time.monotonic()
+    # What routing already queued is usually seconds from done: finish it, within bounds, before saving the rest.
+    deadline = time.monotonic() + DRAIN_ON_STOP_SECONDS
+    while time.monotonic() < deadline and worker.drain():
+        pass
     worker.close()
     save()
 
