@@ -11,8 +11,9 @@ from typing import Any
 from xml.etree.ElementTree import Element, tostring
 
 from connectors.feed.advisory import Advisory, BadItem, Cvss
-from connectors.feed.text import CVE, plain, stix_time
+from connectors.feed.text import CVE, stix_time
 from connectors.feed.xmlsafe import XmlRefused, parse_xml
+from connectors.plaintext import plain
 from gateway.intake import Refusal
 
 RSS1 = "{http://purl.org/rss/1.0/}"
