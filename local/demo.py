@@ -1,30 +1,39 @@
 """`gateway demo`: the bundled example end to end on the embedded default, and what went where and why.
 
-Until the connectors for feeds, mail, TAXII and peers land, the demo runs the two `stix` connectors
-of examples/gateway.yaml: the analysts' advisory (TLP in several dialects, a broken bundle) and an
-anonymised member's report with its follow-up a day later.
+The steps use the connectors of examples/gateway.yaml on the inputs under examples/: a JVN RDF feed and its
+update two days later, CISA's KEV catalog, a J-CSIP-style member report by mail that waits for the member's
+approval, the hub analysts' advisory (TLP in several dialects, and a broken bundle) and an anonymised
+member's report with its follow-up. Not in it yet: a TAXII server as Finance ISAC and a second hub as peer
+(their connectors are not built; deliveries to them appear as undelivered in a real run).
 """
 
 from __future__ import annotations
 
 import sys
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 
 import orjson
 from rich.console import Console
 
-from connectors.stix.source import read_inputs
+from connectors.sources import source_for
+from gateway.intake import sender_of_pending, take
 from gateway.pipeline import RunResult
-from gateway.senders import sender_for
 from local import report
 from local.config_file import load_config_or_raise
-from local.runtime import embedded_hub
+from local.runtime import EmbeddedHub, embedded_hub
+from schemas.config import HubConfig
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 STEPS = (
+    ("jvn-feed", "feeds/jvn-rdf.xml", "JVN publishes two advisories (RSS 1.0/RDF, in Japanese)"),
+    ("cisa-kev", "feeds/kev.json", "CISA adds two CVEs to its Known Exploited Vulnerabilities catalog"),
+    ("jcsip-mailbox", "mail", "Bank A reports a spear-phishing mail by e-mail: anonymous, TLP:AMBER, approval"),
     ("analyst-drop", "inbox", "The hub's analysts publish a campaign advisory (and a broken bundle)"),
     ("isac-drop", "followup", "Bank C reports a smishing wave, anonymously, then sends an update"),
+    ("jvn-feed", "feeds/jvn-rdf-update.xml", "Two days later JVN updates an advisory: exploited, CVSS 9.1"),
+    ("approve", "jcsip-mailbox", "Bank A approves its report: it is released under its own policy"),
 )
 
 
@@ -37,11 +46,12 @@ def run_demo(as_json: bool = False, examples: Path = EXAMPLES) -> dict[str, obje
         with embedded_hub(config, Path(tmp) / "state", Path(tmp) / "out") as hub:
             if not as_json:
                 console.print(f"[dim]embedded AWS (moto) on {hub.aws.endpoint}[/dim]")
-            for connector_id, folder, title in STEPS:
-                result = RunResult()
-                sender = sender_for(config, connector_id)
-                for name, data in read_inputs(str(examples / folder)):
-                    result.merge(hub.pipeline.ingest(data, sender, Path(name).name))
+            for connector_id, location, title in STEPS:
+                if connector_id == "approve":
+                    result = _approve_all(hub, config, location)
+                    connector_id = location
+                else:
+                    result = _ingest(hub, config, connector_id, str(examples / location), examples)
                 steps.append(_step_json(connector_id, title, result))
                 if not as_json:
                     console.rule(f"[bold]{title}[/bold]  ({connector_id})")
@@ -50,6 +60,26 @@ def run_demo(as_json: bool = False, examples: Path = EXAMPLES) -> dict[str, obje
     if as_json:
         sys.stdout.write(orjson.dumps(output).decode() + "\n")
     return output
+
+
+def _ingest(hub: EmbeddedHub, config: HubConfig, connector_id: str, location: str, base: Path) -> RunResult:
+    connector = config.connector(connector_id)
+    assert connector is not None, connector_id
+    result = RunResult()
+    for intake in source_for(config, connector, hub.aws.state, base).read(location):
+        result.merge(take(hub.pipeline, config, connector_id, replace(intake, name=Path(intake.name).name)))
+    return result
+
+
+def _approve_all(hub: EmbeddedHub, config: HubConfig, connector_id: str) -> RunResult:
+    """What the member's `APPROVE <token>` reply (or `gateway approve`) does, for each of its pending inputs."""
+    result = RunResult()
+    for item in hub.aws.state.pending():
+        if item.connector == connector_id:
+            released = hub.pipeline.approve(item.pending_id, sender_of_pending(config, item))
+            if released is not None:
+                result.merge(released)
+    return result
 
 
 def _step_json(connector_id: str, title: str, result: RunResult) -> dict[str, object]:

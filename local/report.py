@@ -119,10 +119,12 @@ def print_run(console: Console, result: RunResult, config: HubConfig) -> None:
     for item in result.pending:
         line = f"{item.pending_id}: objects from {item.connector}, expires {item.expires}"
         console.print(f"[cyan]pending[/cyan] {line}", highlight=False)
+    # The same change reads the same for every community that had the earlier version: say it once.
+    by_summary: dict[str, list[str]] = {}
     for followup in result.followups:
-        console.print(
-            f"[green]follow-up[/green] for {followup['destination']}:\n{followup['summary']}", highlight=False
-        )
+        by_summary.setdefault(followup["summary"], []).append(followup["destination"])
+    for summary, destinations in by_summary.items():
+        console.print(f"[green]follow-up[/green] for {', '.join(destinations)}:\n{summary}", highlight=False)
 
 
 def trace_json(object_id: str, history: list[VersionRecord]) -> dict[str, Any]:

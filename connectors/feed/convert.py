@@ -37,14 +37,16 @@ def to_stix(advisory: Advisory) -> list[dict[str, Any]]:
     refs: list[str] = []
     for cve in advisory.cves:
         # The same CVE from two feeds is one object, so `created` must not depend on the feed: the start of the
-        # CVE's year (ids are assigned then at the earliest). Its versions follow the advisories' updates.
+        # CVE's year (ids are assigned then at the earliest). An advisory that says something about the CVE
+        # itself (its CVSS) makes a version dated by the advisory; one that only names it (KEV) makes the
+        # earliest version, so it never replaces what a richer feed said.
         created = f"{cve[4:8]}-01-01T00:00:00.000Z"
         vulnerability: dict[str, Any] = {
             "type": "vulnerability",
             "id": vulnerability_id(cve),
             "spec_version": "2.1",
             "created": created,
-            "modified": max(created, updated),
+            "modified": max(created, updated) if advisory.cvss is not None else created,
             "name": cve,
             "external_references": [{"source_name": "cve", "external_id": cve}],
         }

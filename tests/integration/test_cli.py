@@ -186,11 +186,20 @@ def test_the_installed_command_runs_the_demo_as_a_user_would() -> None:
     gateway_bin = Path(sys.executable).parent / "gateway"
     done = subprocess.run([str(gateway_bin), "demo", "--json"], capture_output=True, env=env, timeout=120, check=False)
     assert done.returncode == 0, done.stderr.decode()[-2000:]
-    steps = json.loads(done.stdout)["steps"]
-    assert [s["connector"] for s in steps] == ["analyst-drop", "isac-drop"]
-    assert steps[0]["quarantined"] == [{"input": "02-broken-duplicate-keys.json", "reason": "json:duplicate-key"}]
-    assert steps[1]["followups"], "the update should reach its recipients with a change summary"
-    for step in steps:
+    steps = {(s["connector"], n): s for n, s in enumerate(json.loads(done.stdout)["steps"])}
+    by_connector = [c for c, _ in steps]
+    assert by_connector == [
+        "jvn-feed", "cisa-kev", "jcsip-mailbox", "analyst-drop", "isac-drop", "jvn-feed", "jcsip-mailbox",
+    ]  # fmt: skip
+    mail_held, mail_released = steps[("jcsip-mailbox", 2)], steps[("jcsip-mailbox", 6)]
+    assert mail_held["summary"]["pending"] > 0 and mail_held["summary"]["delivered"] == 0
+    assert mail_released["summary"]["delivered"] > 0  # approved: released under the member's policy
+    assert steps[("analyst-drop", 3)]["quarantined"] == [
+        {"input": "02-broken-duplicate-keys.json", "reason": "json:duplicate-key"}
+    ]
+    update = steps[("jvn-feed", 5)]["followups"]
+    assert any("x_cvss_base_score: 7.5 -> 9.1" in f["summary"] for f in update), "the CVSS change is spelled out"
+    for step in steps.values():
         s = step["summary"]
         assert s["objects"] == s["delivered"] + s["withheld"] + s["pending"] + s["quarantined"] + s["duplicate"]
 
