@@ -42,6 +42,12 @@ def _pull(community: Community, channel: Any, wiring: Any) -> Channel:
     return PullDelivery(CollectionStore(wiring.settings.objects_table, wiring.dynamodb))
 
 
+def _taxii(community: Community, channel: Any, wiring: Any) -> Channel:
+    from connectors.taxii.push import TaxiiPushChannel
+
+    return TaxiiPushChannel(channel.taxii, wiring.state)
+
+
 def _lazy(module: str, name: str) -> ChannelBuilder:
     """A builder that imports the connector's sender when first used: `Class(channel_config)`."""
 
@@ -59,7 +65,7 @@ def _lazy(module: str, name: str) -> ChannelBuilder:
 
 BUILDERS: dict[type, ChannelBuilder] = {
     PullChannel: _pull,
-    TaxiiChannel: _lazy("connectors.taxii.channel", "TaxiiPushChannel"),
+    TaxiiChannel: _taxii,
     EmailChannel: _lazy("connectors.mailout.channel", "MailChannel"),
     PeerChannel: _lazy("connectors.peer.channel", "PeerChannel"),
 }

@@ -22,7 +22,7 @@ import orjson
 from gateway.anonymize import Redactor, anonymize
 from gateway.changes import change_note, diff
 from gateway.dedupe import Verdict, canonical_version, classify
-from gateway.errors import RenkeiError
+from gateway.errors import PartialDelivery, RenkeiError
 from gateway.model import (
     DEFINITION_TYPES,
     Decision,
@@ -468,6 +468,12 @@ class Pipeline:
             bundle = self._bundle(dest, chosen, notes, definitions)
             try:
                 self.channel.deliver(dest.id, bundle)
+            except PartialDelivery as partial:
+                # What arrived counts as delivered and is never resent; the rest is reported undelivered.
+                result.undelivered[dest.id] += sum(1 for i in chosen if i.original["id"] in partial.failed)
+                chosen = [i for i in chosen if i.original["id"] not in partial.failed]
+                if not chosen:
+                    continue
             except RenkeiError:
                 result.undelivered[dest.id] += len(chosen)
                 continue

@@ -15,8 +15,10 @@ from typing import Any
 
 from connectors.aws.collections import CollectionStore
 from connectors.outdir.channel import OutDirChannel
+from connectors.taxii.push import TaxiiPushChannel
 from gateway.errors import RenkeiError
 from gateway.pipeline import Pipeline
+from gateway.ports import StateStore
 from local.embedded import EmbeddedAws
 from schemas.config import Community, EmailChannel, HubConfig, PeerChannel, PullChannel, TaxiiChannel
 
@@ -28,18 +30,22 @@ class ChannelNotBuilt(RenkeiError):
 
 
 class LiveChannels:
-    """Delivers to each destination's configured channels. `pull` stores into Renkei's own collection."""
+    """Delivers to each destination's configured channels: `pull` stores into Renkei's own collection, `taxii`
+    adds to the community's TAXII 2.1 collection."""
 
-    def __init__(self, config: HubConfig, collections: CollectionStore) -> None:
+    def __init__(self, config: HubConfig, collections: CollectionStore, state: StateStore) -> None:
         self._by_id: dict[str, Community] = {c.id: c for c in config.communities}
         self._collections = collections
+        self._state = state
 
     def deliver(self, destination: str, bundle: dict[str, Any]) -> None:
         missing = []
         for channel in self._by_id[destination].deliver:
             if isinstance(channel, PullChannel):
                 self._collections.add(destination, bundle["objects"])
-            elif isinstance(channel, TaxiiChannel | EmailChannel | PeerChannel):
+            elif isinstance(channel, TaxiiChannel):
+                TaxiiPushChannel(channel.taxii, self._state).deliver(destination, bundle)
+            elif isinstance(channel, EmailChannel | PeerChannel):
                 missing.append(type(channel).__name__.removesuffix("Channel").lower())
         if missing:
             raise ChannelNotBuilt(f"{destination}: channel {', '.join(missing)} is not built yet")
@@ -64,7 +70,7 @@ def embedded_hub(
     """Start moto's server (with the persisted state of `state_dir`), wire the pipeline, save on exit."""
     with EmbeddedAws(state_dir, owns_registry) as aws:
         collections = CollectionStore(aws.table_name("objects"), aws.dynamodb)
-        channel: Any = OutDirChannel(out_dir) if out_dir is not None else LiveChannels(config, collections)
+        channel: Any = OutDirChannel(out_dir) if out_dir is not None else LiveChannels(config, collections, aws.state)
         key = seal_key(config, state_dir)
         pipeline = Pipeline(config, aws.state, aws.blobs, channel, seal_key=key, config_version=config_version)
         yield EmbeddedHub(config, aws, pipeline, collections)

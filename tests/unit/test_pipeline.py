@@ -9,7 +9,7 @@ import orjson
 import pytest
 from stix2validator import ValidationOptions, validate_instance
 
-from gateway.errors import RetryableError
+from gateway.errors import PartialDelivery, RetryableError
 from gateway.memory import InMemoryBlobStore, InMemoryStateStore
 from gateway.normalize import RENKEI_EXTENSION_ID
 from gateway.pipeline import Pipeline, RunResult
@@ -252,6 +252,20 @@ def test_a_failing_channel_is_reported_as_undelivered_and_not_recorded_as_delive
     result = pipeline.ingest(bundle(indicator("x")), sender_for(config, "drop"), "x.json")
     assert result.undelivered == {"finance-isac": 1, "power-isac": 1, "bank-b": 1, "fsa": 1}
     assert state.delivered({("power-isac", sid("indicator", "x"))}) == {}
+
+
+def test_a_partial_delivery_records_what_arrived_and_reports_the_rest_undelivered() -> None:
+    class Half:
+        def deliver(self, destination: str, bundle: dict[str, Any]) -> None:
+            raise PartialDelivery("one failed", frozenset({sid("indicator", "y")}))
+
+    config = hub_config()
+    state = InMemoryStateStore()
+    pipeline = Pipeline(config, state, InMemoryBlobStore(), Half(), clock=lambda: NOW)
+    result = pipeline.ingest(bundle(indicator("x"), indicator("y")), sender_for(config, "drop"), "x.json")
+    assert result.undelivered["power-isac"] == 1 and result.deliveries["power-isac"] == 1
+    held = state.delivered({("power-isac", sid("indicator", "x")), ("power-isac", sid("indicator", "y"))})
+    assert set(held) == {("power-isac", sid("indicator", "x"))}
 
 
 @pytest.mark.parametrize("tlp", list(Tlp))
