@@ -48,6 +48,15 @@ def _taxii(community: Community, channel: Any, wiring: Any) -> Channel:
     return TaxiiPushChannel(channel.taxii, wiring.state)
 
 
+def _email(community: Community, channel: Any, wiring: Any) -> Channel:
+    from connectors.mailout.channel import MailChannel
+
+    config, _ = wiring.config()
+    mailbox = next((c for c in config.connectors if c.type == "email"), None)
+    address = mailbox.address if mailbox is not None else f"renkei@{config.hub.id}.invalid"
+    return MailChannel(config.hub, channel.email, wiring.client("ses"), address)
+
+
 def _lazy(module: str, name: str) -> ChannelBuilder:
     """A builder that imports the connector's sender when first used: `Class(channel_config)`."""
 
@@ -66,7 +75,7 @@ def _lazy(module: str, name: str) -> ChannelBuilder:
 BUILDERS: dict[type, ChannelBuilder] = {
     PullChannel: _pull,
     TaxiiChannel: _taxii,
-    EmailChannel: _lazy("connectors.mailout.channel", "MailChannel"),
+    EmailChannel: _email,
     PeerChannel: _lazy("connectors.peer.channel", "PeerChannel"),
 }
 

@@ -67,6 +67,7 @@ class RenkeiStack(Stack):
             settings=settings,
             code=runtime_code(),
             layer=dependencies_layer(self, settings.dependencies_layer, lambda_runtime(settings)),
+            mail_domains=tuple(sorted({c.address.split("@", 1)[1] for c in config.connectors if c.type == "email"})),
         )
         poller = self.functions.functions[POLLER]
         self.api = Api(self, "Api", handler=self.functions.functions["api"], settings=settings)

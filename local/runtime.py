@@ -14,13 +14,22 @@ from pathlib import Path
 from typing import Any
 
 from connectors.aws.collections import CollectionStore
+from connectors.mailout.channel import MailChannel
 from connectors.outdir.channel import OutDirChannel
 from connectors.taxii.push import TaxiiPushChannel
 from gateway.errors import RenkeiError
 from gateway.pipeline import Pipeline
 from gateway.ports import StateStore
 from local.embedded import EmbeddedAws
-from schemas.config import Community, EmailChannel, HubConfig, PeerChannel, PullChannel, TaxiiChannel
+from schemas.config import (
+    Community,
+    EmailChannel,
+    EmailConnector,
+    HubConfig,
+    PeerChannel,
+    PullChannel,
+    TaxiiChannel,
+)
 
 SEAL_KEY_FILE = "seal.key"
 
@@ -33,10 +42,13 @@ class LiveChannels:
     """Delivers to each destination's configured channels: `pull` stores into Renkei's own collection, `taxii`
     adds to the community's TAXII 2.1 collection."""
 
-    def __init__(self, config: HubConfig, collections: CollectionStore, state: StateStore) -> None:
+    def __init__(self, config: HubConfig, collections: CollectionStore, state: StateStore, ses: Any = None) -> None:
+        self._config = config
         self._by_id: dict[str, Community] = {c.id: c for c in config.communities}
         self._collections = collections
         self._state = state
+        self._ses = ses
+        self._verified = False
 
     def deliver(self, destination: str, bundle: dict[str, Any]) -> None:
         missing = []
@@ -45,10 +57,25 @@ class LiveChannels:
                 self._collections.add(destination, bundle["objects"])
             elif isinstance(channel, TaxiiChannel):
                 TaxiiPushChannel(channel.taxii, self._state).deliver(destination, bundle)
+            elif isinstance(channel, EmailChannel) and self._ses is not None:
+                self._mail(channel).deliver(destination, bundle)
             elif isinstance(channel, EmailChannel | PeerChannel):
                 missing.append(type(channel).__name__.removesuffix("Channel").lower())
         if missing:
             raise ChannelNotBuilt(f"{destination}: channel {', '.join(missing)} is not built yet")
+
+    def _mail(self, channel: EmailChannel) -> MailChannel:
+        address = mail_from(self._config)
+        if not self._verified:  # SES sends only from verified identities; moto keeps the rule
+            self._ses.verify_email_identity(EmailAddress=address)
+            self._verified = True
+        return MailChannel(self._config.hub, channel.email, self._ses, address)
+
+
+def mail_from(config: HubConfig) -> str:
+    """The hub's own address: its first mailbox's, else one under the hub id."""
+    mailbox = next((c for c in config.connectors if isinstance(c, EmailConnector)), None)
+    return mailbox.address if mailbox is not None else f"renkei@{config.hub.id}.invalid"
 
 
 @dataclass
@@ -70,7 +97,11 @@ def embedded_hub(
     """Start moto's server (with the persisted state of `state_dir`), wire the pipeline, save on exit."""
     with EmbeddedAws(state_dir, owns_registry) as aws:
         collections = CollectionStore(aws.table_name("objects"), aws.dynamodb)
-        channel: Any = OutDirChannel(out_dir) if out_dir is not None else LiveChannels(config, collections, aws.state)
+        channel: Any = (
+            OutDirChannel(out_dir)
+            if out_dir is not None
+            else LiveChannels(config, collections, aws.state, aws.client("ses"))
+        )
         key = seal_key(config, state_dir)
         pipeline = Pipeline(config, aws.state, aws.blobs, channel, seal_key=key, config_version=config_version)
         yield EmbeddedHub(config, aws, pipeline, collections)

@@ -733,3 +733,15 @@ def test_settings_accept_json_from_the_command_line() -> None:
     assert settings.raw_retention_days == 500
     with pytest.raises(ValueError, match="quarantine_retention_days"):
         StackSettings.from_context({"quarantine_retention_days": 10})
+
+
+def test_the_deliverer_may_send_mail_only_from_the_hubs_own_mail_domain(template: Template) -> None:
+    statements = [
+        s
+        for policy in template.find_resources("AWS::IAM::Policy").values()
+        for s in policy["Properties"]["PolicyDocument"]["Statement"]
+        if "ses:SendRawEmail" in (s["Action"] if isinstance(s["Action"], list) else [s["Action"]])
+    ]
+    assert len(statements) == 1
+    resources = statements[0]["Resource"]
+    assert "identity/hub.example.jp" in json.dumps(resources) and "*" not in json.dumps(resources).replace("${", "")
