@@ -1,8 +1,8 @@
 """The sender for each kind of delivery channel a community names (pull, taxii, email, peer).
 
-`pull` stores into Renkei's own TAXII collection (the objects table). The others are built by their connector
-packages; until one is, delivering on it raises ChannelNotBuilt, a retryable error: the task is retried and
-then kept in the dead-letter queue, to be redriven once that sender is deployed. Nothing is dropped.
+`pull` stores into Renkei's own TAXII collection (the objects table); `taxii`, `email` and `peer` use their
+connector packages' senders. A kind with no builder raises ChannelNotBuilt, a retryable error: the task is
+retried and then kept in the dead-letter queue, to be redriven once that sender is deployed. Nothing is dropped.
 """
 
 from __future__ import annotations
@@ -57,26 +57,18 @@ def _email(community: Community, channel: Any, wiring: Any) -> Channel:
     return MailChannel(config.hub, channel.email, wiring.client("ses"), address)
 
 
-def _lazy(module: str, name: str) -> ChannelBuilder:
-    """A builder that imports the connector's sender when first used: `Class(channel_config)`."""
+def _peer(community: Community, channel: Any, wiring: Any) -> Channel:
+    from connectors.peer.outbound import PeerChannel as PeerSender
 
-    def build(community: Community, channel: Any, wiring: Any) -> Channel:
-        try:
-            imported = __import__(module, fromlist=[name])
-            cls = getattr(imported, name)
-        except (ImportError, AttributeError) as exc:
-            raise ChannelNotBuilt(f"{community.id}: no {kind_of(channel)} sender ({module}.{name})") from exc
-        sender: Channel = cls(channel)
-        return sender
-
-    return build
+    config, _ = wiring.config()
+    return PeerSender(config.hub, channel.peer)
 
 
 BUILDERS: dict[type, ChannelBuilder] = {
     PullChannel: _pull,
     TaxiiChannel: _taxii,
     EmailChannel: _email,
-    PeerChannel: _lazy("connectors.peer.channel", "PeerChannel"),
+    PeerChannel: _peer,
 }
 
 
@@ -87,4 +79,7 @@ def register(kind: type, builder: ChannelBuilder) -> None:
 
 def channel_for(community: Community, channel: ChannelConfig, wiring: Any) -> Channel:
     """The sender of one of `community`'s channels. Raises ChannelNotBuilt."""
-    return BUILDERS[type(channel)](community, channel, wiring)
+    builder = BUILDERS.get(type(channel))
+    if builder is None:
+        raise ChannelNotBuilt(f"{community.id}: no sender for {kind_of(channel)} channels")
+    return builder(community, channel, wiring)

@@ -16,6 +16,7 @@ from typing import Any
 from connectors.aws.collections import CollectionStore
 from connectors.mailout.channel import MailChannel
 from connectors.outdir.channel import OutDirChannel
+from connectors.peer.outbound import PeerChannel as PeerSender
 from connectors.taxii.push import TaxiiPushChannel
 from gateway.errors import RenkeiError
 from gateway.pipeline import Pipeline
@@ -40,7 +41,7 @@ class ChannelNotBuilt(RenkeiError):
 
 class LiveChannels:
     """Delivers to each destination's configured channels: `pull` stores into Renkei's own collection, `taxii`
-    adds to the community's TAXII 2.1 collection."""
+    adds to the community's TAXII 2.1 collection, `email` sends with SES, `peer` POSTs a signed bundle."""
 
     def __init__(self, config: HubConfig, collections: CollectionStore, state: StateStore, ses: Any = None) -> None:
         self._config = config
@@ -59,7 +60,9 @@ class LiveChannels:
                 TaxiiPushChannel(channel.taxii, self._state).deliver(destination, bundle)
             elif isinstance(channel, EmailChannel) and self._ses is not None:
                 self._mail(channel).deliver(destination, bundle)
-            elif isinstance(channel, EmailChannel | PeerChannel):
+            elif isinstance(channel, PeerChannel):
+                PeerSender(self._config.hub, channel.peer).deliver(destination, bundle)
+            elif isinstance(channel, EmailChannel):
                 missing.append(type(channel).__name__.removesuffix("Channel").lower())
         if missing:
             raise ChannelNotBuilt(f"{destination}: channel {', '.join(missing)} is not built yet")
