@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 
+from connectors.mailout.approval import ApprovalMailer
 from functions.observability import logger, record_run
 from functions.outbox import SqsOutbox
 from functions.wiring import Wiring
 from gateway.errors import PermanentError
 from gateway.intake import Intake, sender_of_pending, take
+from gateway.model import PendingItem
 from gateway.pipeline import RunResult
 from gateway.senders import UnknownConnector
 from schemas.config import EmailConnector, HubConfig
@@ -30,9 +32,10 @@ def run_intakes(
     pipeline = wiring.pipeline(config, version, outbox)
     total = RunResult()
     taken = 0
+    asker = approval_mailer(wiring, config)
     for intake in intakes:
         outbox.sender(connector_id, intake.member)
-        total.merge(take(pipeline, config, connector_id, intake))
+        total.merge(take(pipeline, config, connector_id, intake, asker))
         taken += 1
         if not time_left():
             logger.warning("stopping early: the invocation is running out of time", connector=connector_id, taken=taken)
@@ -67,3 +70,25 @@ def approve_pending(wiring: Wiring, pending_id: str) -> RunResult | None:
         summary = record_run(item.connector, result)
         logger.info("approved", extra={"connector": item.connector, "pending": pending_id, **summary})
     return result
+
+
+def approval_mailer(wiring: Wiring, config: HubConfig) -> ApprovalMailer:
+    """Asks e-mail members for approval, from the hub's own mailbox address."""
+    mailbox = next((c for c in config.connectors if isinstance(c, EmailConnector)), None)
+    address = mailbox.address if mailbox is not None else f"renkei@{config.hub.id}.invalid"
+    return ApprovalMailer(config.hub, wiring.client("ses"), address)
+
+
+def expire_pending(wiring: Wiring) -> list[PendingItem]:
+    """Drop what waited too long for approval, and tell each member whose report expired (serve, a schedule)."""
+    config, version = wiring.config()
+    pipeline = wiring.pipeline(
+        config, version, SqsOutbox(wiring.sqs, wiring.settings.deliveries_queue_url, wiring.blobs, version)
+    )  # type: ignore[arg-type]
+    expired = pipeline.expire_pending()
+    mailer = approval_mailer(wiring, config)
+    for item in expired:
+        if item.notify:
+            mailer.tell_expired(item, item.notify)
+        logger.info("pending input expired", extra={"connector": item.connector, "pending": item.pending_id})
+    return expired

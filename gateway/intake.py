@@ -11,6 +11,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Protocol
 
+from gateway.approval import verify_token
+from gateway.errors import RenkeiError
 from gateway.model import PendingItem, SenderPolicy, StixObject
 from gateway.senders import UnknownConnector, sender_for
 from schemas.config import EmailConnector, HubConfig, MemberRule
@@ -46,6 +48,18 @@ class Intake:
     # values that identify people behind this input (a reported mail's recipients): with `anonymize`,
     # redacted like the sender's own `redact` values
     private_values: tuple[str, ...] = ()
+    reporter: str | None = None  # who to ask for approval (an e-mail member's address)
+    approval_token: str | None = None  # a member's `APPROVE <token>` reply: releases what it holds
+
+
+class ApprovalAsker(Protocol):
+    """Asks a member to approve a held input (connectors.mailout.approval.ApprovalMailer sends the mail)."""
+
+    def ask(self, pending: PendingItem, member_address: str) -> str:
+        """Send the request with a one-time token; returns the token's sha256, the only trace kept."""
+        ...
+
+    def tell_expired(self, pending: PendingItem, member_address: str) -> None: ...
 
 
 class Source(Protocol):
@@ -85,11 +99,41 @@ def sender_of_pending(config: HubConfig, item: PendingItem) -> SenderPolicy:
     return sender_of(config, item.connector, held)
 
 
-def take(pipeline: Pipeline, config: HubConfig, connector_id: str, intake: Intake) -> RunResult:
-    """Run one intake through the pipeline."""
+def take(
+    pipeline: Pipeline, config: HubConfig, connector_id: str, intake: Intake, asker: ApprovalAsker | None = None
+) -> RunResult:
+    """Run one intake through the pipeline; with `asker`, the reporter is asked to approve what is held."""
     sender = sender_of(config, connector_id, intake)
     if intake.refusal is not None:
         return pipeline.quarantine_input(intake.raw, sender, intake.name, intake.refusal.reason, intake.refusal.detail)
+    if intake.approval_token is not None:
+        return _release(pipeline, config, connector_id, intake, sender)
     if intake.objects is None:
-        return pipeline.ingest(intake.raw, sender, intake.name, intake.hops)
-    return pipeline.ingest_objects(intake.objects, sender, intake.name, intake.raw, intake.hops)
+        result = pipeline.ingest(intake.raw, sender, intake.name, intake.hops)
+    else:
+        result = pipeline.ingest_objects(intake.objects, sender, intake.name, intake.raw, intake.hops)
+    if asker is not None and intake.reporter:
+        for item in result.pending:
+            try:
+                asked = replace(item, token_hash=asker.ask(item, intake.reporter), notify=intake.reporter)
+            except RenkeiError:
+                # The report stays held (nothing is lost); an operator can still release it with `approve`.
+                result.unasked.append(item.pending_id)
+                continue
+            pipeline.state.put_pending(asked)
+    return result
+
+
+def _release(
+    pipeline: Pipeline, config: HubConfig, connector_id: str, intake: Intake, sender: SenderPolicy
+) -> RunResult:
+    """An `APPROVE <token>` reply from a member: release what it holds under that token, else quarantine it."""
+    token = intake.approval_token or ""
+    for item in pipeline.state.pending():
+        mine = item.connector == connector_id and item.sender_org == sender.org
+        if mine and verify_token(token, item.token_hash):
+            released = pipeline.approve(item.pending_id, sender_of_pending(config, item))  # one winner: taken once
+            if released is not None:
+                return released
+    detail = "no input of this member waits under that token (used already, expired, or wrong)"
+    return pipeline.quarantine_input(intake.raw, sender, intake.name, "approval:unknown-token", detail)

@@ -100,6 +100,7 @@ class PendingItem:
     # What the sender's policy was when held, beyond the config: approval may only make it stricter.
     tlp_floor: str = "CLEAR"  # the effective TLP (a mail subject's TLP included)
     private_values: tuple[str, ...] = ()  # a reported mail's recipients, redacted with `anonymize`
+    notify: str = ""  # where the approval request went (the reporter's address), to say when it expires
 
 
 @dataclass

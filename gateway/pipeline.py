@@ -78,6 +78,7 @@ class RunResult:
     pending: list[PendingItem] = field(default_factory=list)
     followups: list[dict[str, str]] = field(default_factory=list)
     undelivered: Counter[str] = field(default_factory=Counter)
+    unasked: list[str] = field(default_factory=list)  # pending inputs whose approval request could not be sent
 
     def merge(self, other: RunResult) -> None:
         self.counts.update(other.counts)
@@ -89,6 +90,7 @@ class RunResult:
         self.pending += other.pending
         self.followups += other.followups
         self.undelivered.update(other.undelivered)
+        self.unasked += other.unasked
 
     def summary(self) -> dict[str, Any]:
         """The run summary of the contract; `undelivered` only when a channel failed."""

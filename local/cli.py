@@ -112,11 +112,12 @@ def ingest(
     plan = _plan(hub_config, inputs)
     total = RunResult()
     with embedded_hub(hub_config, state, out, config_version) as hub, report.progress(err, len(plan)) as advance:
+        asker = hub.approval_mailer() if out is None else None  # a dry run mails nobody
         for connector, location in plan:
             source = source_for(hub_config, connector, hub.aws.state, base)
             try:
                 for intake in source.read(location):
-                    total.merge(take(hub.pipeline, hub_config, connector.id, intake))
+                    total.merge(take(hub.pipeline, hub_config, connector.id, intake, asker))
                     advance()
             except SourceUnavailable as exc:
                 raise _fail(str(exc)) from None

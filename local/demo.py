@@ -9,21 +9,28 @@ member's report with its follow-up. Not in it yet: a TAXII server as Finance ISA
 
 from __future__ import annotations
 
+import email
+import re
 import sys
 import tempfile
 from dataclasses import replace
+from email import policy
+from email.message import EmailMessage
+from email.utils import formatdate
 from pathlib import Path
 
 import orjson
 from rich.console import Console
 
+from connectors.email.source import intake_from_message
 from connectors.sources import source_for
-from gateway.intake import sender_of_pending, take
+from gateway.intake import take
 from gateway.pipeline import RunResult
 from local import report
 from local.config_file import load_config_or_raise
+from local.embedded import REGION
 from local.runtime import EmbeddedHub, embedded_hub
-from schemas.config import HubConfig
+from schemas.config import EmailConnector, HubConfig
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 STEPS = (
@@ -33,7 +40,7 @@ STEPS = (
     ("analyst-drop", "inbox", "The hub's analysts publish a campaign advisory (and a broken bundle)"),
     ("isac-drop", "followup", "Bank C reports a smishing wave, anonymously, then sends an update"),
     ("jvn-feed", "feeds/jvn-rdf-update.xml", "Two days later JVN updates an advisory: exploited, CVSS 9.1"),
-    ("approve", "jcsip-mailbox", "Bank A approves its report: it is released under its own policy"),
+    ("approve", "jcsip-mailbox", "Bank A replies APPROVE <token>: its report is released under its own policy"),
 )
 
 
@@ -63,23 +70,39 @@ def run_demo(as_json: bool = False, examples: Path = EXAMPLES) -> dict[str, obje
 
 
 def _ingest(hub: EmbeddedHub, config: HubConfig, connector_id: str, location: str, base: Path) -> RunResult:
+    asker = hub.approval_mailer()  # Bank A's report waits for its approval, asked by mail
     connector = config.connector(connector_id)
     assert connector is not None, connector_id
     result = RunResult()
     for intake in source_for(config, connector, hub.aws.state, base).read(location):
-        result.merge(take(hub.pipeline, config, connector_id, replace(intake, name=Path(intake.name).name)))
+        result.merge(take(hub.pipeline, config, connector_id, replace(intake, name=Path(intake.name).name), asker))
     return result
 
 
 def _approve_all(hub: EmbeddedHub, config: HubConfig, connector_id: str) -> RunResult:
-    """What the member's `APPROVE <token>` reply (or `gateway approve`) does, for each of its pending inputs."""
-    result = RunResult()
-    for item in hub.aws.state.pending():
-        if item.connector == connector_id:
-            released = hub.pipeline.approve(item.pending_id, sender_of_pending(config, item))
-            if released is not None:
-                result.merge(released)
-    return result
+    """Bank A answers the hub's confirmation mail (sent to moto's SES) with `APPROVE <token>`."""
+    connector = config.connector(connector_id)
+    assert isinstance(connector, EmailConnector)
+    confirmation = _last_mail_to("csirt@bank-a.example")
+    token = re.search(r"^APPROVE (\S+)$", confirmation, re.MULTILINE)
+    assert token is not None, "the hub asked for approval by mail"
+    reply = EmailMessage()
+    reply["Authentication-Results"] = "mx.hub.example.jp; dmarc=pass header.from=bank-a.example"
+    reply["From"], reply["To"] = "CSIRT Bank A <csirt@bank-a.example>", connector.address
+    reply["Subject"], reply["Date"] = "Re: [Renkei] approval", formatdate(localtime=False)
+    reply.set_content(f"APPROVE {token.group(1)}\n\n> (the hub's request, quoted)\n")
+    intake = intake_from_message(connector, reply.as_bytes(), "approval-reply.eml")
+    return take(hub.pipeline, config, connector_id, intake)
+
+
+def _last_mail_to(address: str) -> str:
+    from moto.core import DEFAULT_ACCOUNT_ID
+    from moto.ses.models import ses_backends
+
+    sent = [m for m in ses_backends[DEFAULT_ACCOUNT_ID][REGION].sent_messages if address in m.destinations]
+    parsed = email.message_from_string(sent[-1].raw_data, policy=policy.default)
+    body = parsed.get_body(("plain",))
+    return str(body.get_content()) if body is not None else ""
 
 
 def _step_json(connector_id: str, title: str, result: RunResult) -> dict[str, object]:

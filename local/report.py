@@ -116,6 +116,8 @@ def print_run(console: Console, result: RunResult, config: HubConfig) -> None:
             f"[yellow]quarantined[/yellow] {record.input_name}: {record.reason} ({record.detail})",
             highlight=False,
         )
+    for pending_id in result.unasked:
+        console.print(f"[yellow]approval request not sent[/yellow] for {pending_id}: release it with `gateway approve`")
     for item in result.pending:
         line = f"{item.pending_id}: objects from {item.connector}, expires {item.expires}"
         console.print(f"[cyan]pending[/cyan] {line}", highlight=False)

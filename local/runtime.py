@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from connectors.aws.collections import CollectionStore
+from connectors.mailout.approval import ApprovalMailer
 from connectors.mailout.channel import MailChannel
 from connectors.outdir.channel import OutDirChannel
 from connectors.peer.outbound import PeerChannel as PeerSender
@@ -87,6 +88,13 @@ class EmbeddedHub:
     aws: EmbeddedAws
     pipeline: Pipeline
     collections: CollectionStore
+
+    def approval_mailer(self) -> ApprovalMailer:
+        """Asks members for approval by mail (SES on moto's server here)."""
+        address = mail_from(self.config)
+        ses = self.aws.client("ses")
+        ses.verify_email_identity(EmailAddress=address)
+        return ApprovalMailer(self.config.hub, ses, address)
 
 
 @contextmanager

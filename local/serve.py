@@ -34,6 +34,7 @@ from schemas.tables import QUARANTINE_BUCKET, RAW_BUCKET
 
 ROUTING_TTL_SECONDS = 5.0  # how long a narrowed scope may take to be in force
 SAVE_EVERY_SECONDS = 30.0
+EXPIRE_EVERY_SECONDS = 60.0
 VISIBILITY_SECONDS = 10
 DRAIN_ON_STOP_SECONDS = 10.0
 MAIL_SUFFIXES = (".eml",)
@@ -164,13 +165,14 @@ class Worker:
 
     def __init__(self, hub: EmbeddedHub, routing: Routing, console: Console) -> None:
         _quiet_powertools()
-        from functions import localrun, wiring
+        from functions import localrun, runs, wiring
         from functions.deliver import handler as deliver
         from functions.mail_ingest import handler as mail_ingest
         from functions.poller import handler as poller
         from functions.router import handler as router
 
-        self._localrun, self._poller, self._mail = localrun, poller, mail_ingest
+        self._localrun, self._poller, self._mail, self._runs = localrun, poller, mail_ingest, runs
+        self._wiring = wiring
         self._router, self._deliver = router, deliver
         self.hub = hub
         self.routing = routing
@@ -227,6 +229,11 @@ class Worker:
         self.console.print(f"{job.connector_id}: {Path(job.location).name}: {answer.get('status')}", highlight=False)
         if job.done is not None:
             job.done()
+
+    def expire(self) -> None:
+        """Pending inputs past their time are dropped, and their members told (on AWS: a scheduled function)."""
+        for item in self._runs.expire_pending(self._wiring.current()):
+            self.console.print(f"{item.connector}: {item.pending_id} expired without approval", highlight=False)
 
     def drain(self) -> int:
         """One batch from each queue; returns how many records were handled."""
@@ -294,7 +301,7 @@ def run_loop(
 
     On stop: drain the queues for a few seconds, then save; what is still queued is kept for the next start.
     """
-    last_save = time.monotonic()
+    last_save = last_expiry = time.monotonic()
     while not stop.is_set():
         config, _ = worker.routing.current()
         now = time.monotonic()
@@ -306,6 +313,9 @@ def run_loop(
             job = None
         if job is not None:
             worker.run(job)
+        if time.monotonic() - last_expiry >= EXPIRE_EVERY_SECONDS:
+            worker.expire()
+            last_expiry = time.monotonic()
         if time.monotonic() - last_save >= SAVE_EVERY_SECONDS:
             save()
             last_save = time.monotonic()

@@ -13,6 +13,7 @@ from connectors.email.limits import MAX_MAIL_BYTES
 from connectors.email.members import member_of
 from connectors.email.parse import MailRefused, addresses, parse, sender_address, walk
 from connectors.email.subject_tlp import subject_tlp
+from connectors.mailout.approval import parse_approval_reply
 from gateway.errors import SourceUnavailable
 from gateway.intake import Intake, Refusal
 from gateway.ports import StateStore
@@ -64,7 +65,10 @@ def intake_from_message(connector: EmailConnector, raw: bytes, name: str) -> Int
 
 def _intake(connector: EmailConnector, raw: bytes, name: str) -> Intake:
     message = parse(raw)
-    member = member_of(connector, message)
+    member = member_of(connector, message)  # authenticated: only the member itself can approve
+    token = parse_approval_reply(raw)
+    if token is not None:
+        return Intake(name, raw, member=member, approval_token=token, reporter=sender_address(message))
     walked = walk(message)
     anonymize = member.anonymize if member.anonymize is not None else connector.anonymize
     keep_recipients = anonymize is None or not anonymize.enabled
@@ -87,6 +91,7 @@ def _intake(connector: EmailConnector, raw: bytes, name: str) -> Intake:
         member=member,
         tlp=subject_tlp(str(message.get("Subject", ""))),
         private_values=tuple(sorted(p for p in private if p)),
+        reporter=sender_address(message),
     )
 
 

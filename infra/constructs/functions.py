@@ -195,12 +195,13 @@ class Functions(Construct):
         self._allow(ROUTER, ["s3:GetObject"], [raw_inputs])
         self._allow(DELIVER, ["s3:GetObject"], [large_bundles])
         self._allow(DELIVER, ["dynamodb:PutItem", "dynamodb:BatchWriteItem"], [objects.table_arn])
-        if self._mail_domains:  # the e-mail channel sends from the hub's own mail domains only
+        if self._mail_domains:  # mail goes out from the hub's own mail domains only
             identities = [
                 Stack.of(self).format_arn(service="ses", resource="identity", resource_name=domain)
                 for domain in self._mail_domains
             ]
-            self._allow(DELIVER, ["ses:SendRawEmail"], identities)
+            for name in (DELIVER, MAIL_INGEST, POLLER):  # deliveries; approval requests to reporting members
+                self._allow(name, ["ses:SendRawEmail"], identities)
         self._allow(API, ["s3:GetObject"], [raw_inputs])
         self._allow(API, ["sqs:SendMessage"], [res.queues["envelopes"].queue_arn])
         self._allow(API, DDB_READ, [objects.table_arn, f"{objects.table_arn}/index/by-date-added"])

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import orjson
 import pytest
 
@@ -81,3 +83,52 @@ def test_a_pending_input_of_a_member_no_longer_configured_is_not_released_under_
     without_member = dict(CONFIG, connectors=[dict(CONFIG["connectors"][0], members=[])])  # type: ignore[arg-type]
     with pytest.raises(UnknownConnector, match="Bank A"):
         sender_of_pending(HubConfig.model_validate(without_member), item)
+
+
+class Asker:
+    """Records what the hub would mail; the real mailer (SES) has its own tests in tests/connectors/mailout."""
+
+    def __init__(self) -> None:
+        self.tokens: list[str] = []
+
+    def ask(self, pending: object, member_address: str) -> str:
+        from gateway.approval import new_token
+
+        token, digest = new_token()
+        self.tokens.append(token)
+        return digest
+
+    def tell_expired(self, pending: object, member_address: str) -> None:
+        pass
+
+
+def test_a_members_reply_with_its_token_releases_its_report_once_and_a_wrong_token_is_quarantined() -> None:
+    config = HubConfig.model_validate(CONFIG)
+    hub = Hub(config)
+    asker = Asker()
+    held = replace(mail_intake(config), reporter="csirt@bank-a.example")
+    assert take(hub.pipeline, config, "mailbox", held, asker).counts["pending"] == 1
+    item = hub.state.pending()[0]
+    assert item.notify == "csirt@bank-a.example" and item.token_hash and asker.tokens[0] not in str(item)
+    member = config.connectors[0].members[0]  # type: ignore[union-attr]
+    wrong = Intake("reply.eml", b"APPROVE nope", member=member, approval_token="x" * 32)
+    refused = take(hub.pipeline, config, "mailbox", wrong)
+    assert refused.quarantined[0].reason == "approval:unknown-token" and hub.state.pending()
+    reply = Intake("reply.eml", b"APPROVE ...", member=member, approval_token=asker.tokens[0])
+    released = take(hub.pipeline, config, "mailbox", reply)
+    assert released.counts["delivered"] == 1 and hub.state.pending() == []
+    again = take(hub.pipeline, config, "mailbox", reply)
+    assert again.quarantined[0].reason == "approval:unknown-token"
+
+
+def test_a_report_whose_approval_request_cannot_be_sent_stays_held_and_is_said() -> None:
+    from gateway.errors import PermanentError
+
+    class Down(Asker):
+        def ask(self, pending: object, member_address: str) -> str:
+            raise PermanentError("SES refused")
+
+    config = HubConfig.model_validate(CONFIG)
+    hub = Hub(config)
+    result = take(hub.pipeline, config, "mailbox", replace(mail_intake(config), reporter="a@bank-a.example"), Down())
+    assert result.counts["pending"] == 1 and result.unasked == [hub.state.pending()[0].pending_id]
