@@ -16,9 +16,11 @@ import shutil
 import signal
 import threading
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from types import FrameType
 
@@ -282,6 +284,7 @@ def _quiet_powertools() -> None:
     os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
     os.environ.setdefault("POWERTOOLS_SERVICE_NAME", "renkei")
     os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "Renkei")
+    warnings.filterwarnings("ignore", message="No application metrics to publish")
 
 
 def _short(summary: dict[str, object]) -> str:
@@ -340,9 +343,23 @@ def serve(routing: Routing, state_dir: Path | None, base: Path, host: str, port:
         save = hub.aws.save if state_dir is not None else (lambda: None)
         console.print(f"[dim]embedded AWS (moto) on {hub.aws.endpoint}[/dim]")
         console.print(f"serving {config.hub.id} under {version}; Ctrl-C to stop")
-        with _stop_on_signals(stop, console):
-            run_loop(worker, Scheduler(jobs), MailWatcher(jobs, done_dir), stop, save)
+        api = _serve_http(host, port)
+        console.print(f"HTTP API (TAXII 2.1 at /taxii2/, peer inbox, health) on http://{host}:{api.server_address[1]}")
+        try:
+            with _stop_on_signals(stop, console):
+                run_loop(worker, Scheduler(jobs), MailWatcher(jobs, done_dir), stop, save)
+        finally:
+            api.shutdown()
         console.print("stopped; state saved" if state_dir is not None else "stopped")
+
+
+def _serve_http(host: str, port: int) -> ThreadingHTTPServer:
+    """The API handler behind a small HTTP server, with the events API Gateway would send."""
+    from functions import localrun
+    from functions.api import handler as api
+    from local.http_adapter import serve_api
+
+    return serve_api(lambda event, _: api.lambda_handler(event, localrun.LocalContext("renkei-api")), host, port)
 
 
 @contextmanager

@@ -76,3 +76,40 @@ class CollectionStore:
             if "LastEvaluatedKey" not in page:
                 return out
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    def page(
+        self, collection: str, after: str | None, limit: int, types: frozenset[str] = frozenset()
+    ) -> tuple[list[tuple[str, dict[str, Any]]], str | None, bool]:
+        """Objects added after the `after` key, oldest first, from the by-date-added index: ([(date added,
+        object)], the last key read, whether more follow). Stateless: the key is all a next page needs."""
+        out: list[tuple[str, dict[str, Any]]] = []
+        condition = "#c = :c"
+        values: dict[str, Any] = {":c": {"S": collection}, ":no": {"BOOL": False}}
+        if after:
+            condition += " AND date_added_key > :after"
+            values[":after"] = {"S": after}
+        kwargs: dict[str, Any] = {
+            "TableName": self._table,
+            "IndexName": "by-date-added",
+            "KeyConditionExpression": condition,
+            "FilterExpression": "is_definition = :no",
+            "ExpressionAttributeNames": {"#c": "collection"},
+            "ExpressionAttributeValues": values,
+            "Limit": limit,
+        }
+        last: str | None = after
+        for _ in range(20):  # a filter can leave a page short: read on, boundedly
+            answer = self._client.query(**kwargs)
+            for item in answer["Items"]:
+                if len(out) == limit:
+                    return out, last, True
+                body = orjson.loads(item["body"]["S"])
+                last = item["date_added_key"]["S"]
+                if not types or body.get("type") in types:
+                    out.append((last.split("#", 1)[0], body))
+            if "LastEvaluatedKey" not in answer:
+                return out, last, False
+            kwargs["ExclusiveStartKey"] = answer["LastEvaluatedKey"]
+            if len(out) == limit:
+                return out, last, True
+        return out, last, True

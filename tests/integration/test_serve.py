@@ -9,6 +9,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -68,6 +69,7 @@ class Served:
             [*GATEWAY, "serve", *args], stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, cwd=cwd
         )
         self.lines: queue.Queue[str] = queue.Queue()
+        self.api = ""
         threading.Thread(target=self._read, daemon=True).start()
 
     def _read(self) -> None:
@@ -100,9 +102,13 @@ def served(tmp_path: Path) -> Iterator[tuple[Served, Path, Path]]:
     config.write_text(CONFIG)
     state = tmp_path / "state"
     assert gateway("onboard", "--config", str(config), "--state", str(state)).returncode == 0
-    process = Served("--state", str(state), cwd=tmp_path)  # the onboarded ./drop/ is relative to serve's folder
+    process = Served(
+        "--state", str(state), "--port", "0", cwd=tmp_path
+    )  # the onboarded ./drop/ is relative to serve's folder
     try:
         process.wait_for("serving hub-a under registry:1")
+        api = process.wait_for("HTTP API")
+        process.api = api.rsplit(" ", 1)[1].strip()
         yield process, config, state
     finally:
         if process.process.poll() is None:
@@ -113,7 +119,9 @@ def test_serve_polls_on_schedule_and_a_narrowed_scope_takes_effect_without_a_res
     served: tuple[Served, Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     process, config, state = served
-    # Given serve runs and routes what is dropped into the polled folder
+    # Given serve runs, with its HTTP API up, and routes what is dropped into the polled folder
+    with urllib.request.urlopen(f"{process.api}/health", timeout=10) as health:
+        assert health.status == 200
     first = drop(tmp_path / "drop", "first")
     process.wait_for("drop: 1 objects, 1 delivered")
     # When the operator narrows the sender's scope while it runs
