@@ -70,24 +70,26 @@ def build_app(context: Callable[[], ServerContext]) -> APIGatewayRestResolver:
             return _unauthorized()
         return _taxii(200, {"collections": [_collection(community)]})
 
-    @app.get("/api/collections/<cid>/")
-    def collection(cid: str) -> Response:
-        ctx = context()
+    def members_collection(ctx: ServerContext, cid: str) -> Community | Response:
+        """The member's community if `cid` is its collection; else the TAXII error to answer with."""
         community = _member(app, ctx)
         if community is None:
             return _unauthorized()
         if cid != collection_id(community.id):
             return _error(404, "Unknown collection", "no such collection for this member")
-        return _taxii(200, _collection(community))
+        return community
+
+    @app.get("/api/collections/<cid>/")
+    def collection(cid: str) -> Response:
+        community = members_collection(context(), cid)
+        return community if isinstance(community, Response) else _taxii(200, _collection(community))
 
     @app.get("/api/collections/<cid>/objects/")
     def objects(cid: str) -> Response:
         ctx = context()
-        community = _member(app, ctx)
-        if community is None:
-            return _unauthorized()
-        if cid != collection_id(community.id):
-            return _error(404, "Unknown collection", "no such collection for this member")
+        community = members_collection(ctx, cid)
+        if isinstance(community, Response):
+            return community
         query = app.current_event.query_string_parameters or {}
         try:
             limit = max(1, min(int(query.get("limit", "100")), MAX_LIMIT))

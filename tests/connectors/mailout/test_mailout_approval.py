@@ -3,18 +3,13 @@
 from __future__ import annotations
 
 import email
-from collections.abc import Iterator
 from email import policy
 from typing import Any
 
-import pytest
-from moto.core import DEFAULT_ACCOUNT_ID
-from moto.ses.models import ses_backends
-
 from connectors.mailout.approval import ApprovalMailer, new_token, parse_approval_reply, verify_token
 from gateway.model import PendingItem
-from local.embedded import REGION, EmbeddedAws
 from schemas.config import Hub
+from tests.connectors.mailout.conftest import sent_mails
 
 HUB_ADDRESS = "approve@hub.example.jp"
 MEMBER = "soc@member.example.jp"
@@ -22,23 +17,15 @@ PENDING = PendingItem("p-1", "jcsip", "member", "2026-11-23T00:00:00Z", "2026-11
                       [{"type": "indicator", "id": "indicator--1"}] * 3, "report.eml")  # fmt: skip
 
 
-@pytest.fixture(scope="module")
-def ses() -> Iterator[Any]:
-    with EmbeddedAws() as aws:
-        client = aws.client("ses")
-        client.verify_email_identity(EmailAddress=HUB_ADDRESS)
-        yield client
-
-
 def last_sent() -> Any:
-    raw = ses_backends[DEFAULT_ACCOUNT_ID][REGION].sent_messages[-1].raw_data
+    raw = sent_mails()[-1].raw_data
     return email.message_from_string(raw, policy=policy.default)
 
 
 def test_the_token_mailed_is_the_one_a_reply_approves(ses: Any) -> None:
     mailer = ApprovalMailer(Hub(id="hub-a", name="ハブ"), ses, HUB_ADDRESS)
     digest = mailer.ask(PENDING, MEMBER)
-    raw = ses_backends[DEFAULT_ACCOUNT_ID][REGION].sent_messages[-1].raw_data
+    raw = sent_mails()[-1].raw_data
     assert "承認" not in raw.split("\n\n", 1)[0]  # RFC 2047-encoded on the wire
     mail = last_sent()
     assert mail["Subject"] == "Renkei: approve 3 object(s) 承認のお願い" and mail["To"] == MEMBER

@@ -4,41 +4,29 @@ from __future__ import annotations
 
 import email
 import re
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from email import policy
 from typing import Any
 
 import orjson
-import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from moto.core import DEFAULT_ACCOUNT_ID
-from moto.ses.models import ses_backends
 
 from connectors.mailout.channel import MailChannel
 from connectors.mailout.defang import defang
 from gateway.memory import InMemoryBlobStore, InMemoryStateStore
 from gateway.pipeline import Pipeline
 from gateway.senders import sender_for
-from local.embedded import REGION, EmbeddedAws
 from schemas.config import HubConfig
+from tests.connectors.mailout.conftest import sent_mails
 
 HUB_ADDRESS = "renkei@hub.example.jp"
 DOMAIN = r"[a-z0-9-]{1,12}(\.[a-z0-9-]{1,10}){0,2}\.(com|net|jp|io|org)"
 FANGED = re.compile(r"https?://|\b\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}\b|[\w-]\.[a-z]{2,}\b", re.IGNORECASE)
 
 
-@pytest.fixture(scope="module")
-def ses() -> Iterator[Any]:
-    with EmbeddedAws() as aws:
-        client = aws.client("ses")
-        client.verify_email_identity(EmailAddress=HUB_ADDRESS)
-        yield client
-
-
 def sent() -> list[Any]:
-    return list(ses_backends[DEFAULT_ACCOUNT_ID][REGION].sent_messages)
+    return sent_mails()
 
 
 CONFIG = HubConfig.model_validate(
