@@ -77,6 +77,8 @@ def sender_of(config: HubConfig, connector_id: str, intake: Intake) -> SenderPol
         sender = replace(sender, tlp=intake.tlp)
     if intake.private_values:
         sender = replace(sender, private_values=(*sender.private_values, *intake.private_values))
+    if intake.reporter:
+        sender = replace(sender, reply_to=intake.reporter)
     return sender
 
 

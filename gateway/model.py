@@ -32,6 +32,8 @@ class SenderPolicy:
     origin_ids: frozenset[str] = frozenset()
     # the sender's own identifiers (e.g. the reporter's address): redacted like `redact` values
     private_values: tuple[str, ...] = ()
+    # where feedback on this input can reach its sender (an e-mail reporter's address); kept sealed
+    reply_to: str | None = None
 
 
 @dataclass

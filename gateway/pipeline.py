@@ -556,6 +556,8 @@ class Pipeline:
             source = {"org": sender.org, "connector": sender.connector_id}
             if sender.community:
                 source["community"] = sender.community
+            if sender.reply_to and self.sealer is not None:  # feedback's way back to a reporter, kept sealed
+                self.state.put_seal(*self.sealer.seal(sender))
             return source
         if self.sealer is None:
             return {"pseudonym": "anonymous"}

@@ -28,13 +28,19 @@ class Sealer:
         self._aead = AESGCM(hashlib.sha256(b"renkei-seal|" + key).digest())
 
     def pseudonym(self, sender: SenderPolicy) -> str:
-        digest = hmac.new(self._mac_key, f"{sender.connector_id}|{sender.org}".encode(), hashlib.sha256)
+        return self.pseudonym_of(sender.connector_id, sender.org)
+
+    def pseudonym_of(self, connector_id: str, org: str) -> str:
+        digest = hmac.new(self._mac_key, f"{connector_id}|{org}".encode(), hashlib.sha256)
         return f"anon-{digest.hexdigest()[:24]}"
 
     def seal(self, sender: SenderPolicy) -> tuple[str, bytes]:
-        """(pseudonym, sealed identity)."""
+        """(pseudonym, sealed identity): who sent it, and where feedback can reach them."""
         token = self.pseudonym(sender)
-        identity = {"connector": sender.connector_id, "org": sender.org, "community": sender.community}
+        identity = {
+            "connector": sender.connector_id, "org": sender.org, "community": sender.community,
+            "reply_to": sender.reply_to,
+        }  # fmt: skip
         nonce = os.urandom(_NONCE_BYTES)
         return token, nonce + self._aead.encrypt(nonce, orjson.dumps(identity), token.encode())
 

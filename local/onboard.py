@@ -19,9 +19,11 @@ from rich.text import Text
 from connectors.aws.dynamo_state import DynamoStateStore
 from connectors.aws.registry import DynamoRegistryStore, current_from_item, is_current_item
 from connectors.aws.schedules import SchedulerSync
+from connectors.taxii_server.credentials import provision
+from gateway.approval import OPERATOR_TOKEN_CURSOR, token_hash
 from gateway.errors import ConflictError, RenkeiError, RetryableError
 from gateway.onboarding import ChangeRecord, change_record, diff_configs, schedules_of
-from gateway.ports import RegistryStore
+from gateway.ports import RegistryStore, StateStore
 from local.config_file import load_config
 from local.embedded import EmbeddedAws
 from schemas.config import HubConfig
@@ -29,6 +31,7 @@ from schemas.tables import REGISTRY, stack_name_for
 
 APPLIED, REFUSED, INVALID = 0, 1, 2
 STACK_ENV = "RENKEI_STACK"
+OPERATOR_TOKEN_ENV = "RENKEI_OPERATOR_TOKEN"  # noqa: S105 - a variable name
 _STYLE = {"+": "green", "-": "red", "~": "yellow", "!": "bold magenta"}
 
 
@@ -42,6 +45,7 @@ class Target:
     pending_count: Callable[[], int] | None = None  # objects waiting for approval, if the state is reachable
     scheduler: SchedulerSync | None = None  # None: no schedules to keep (embedded), or no poller deployed
     no_scheduler_reason: str = ""
+    state: StateStore | None = None  # where the TAXII logins' hashes go; None: the state is not reachable
 
 
 class TargetUnavailable(RenkeiError):
@@ -124,7 +128,23 @@ def _onboard(config: HubConfig, source: str, target: Target, dry_run: bool, forc
             return REFUSED
         console.print(Text(f"applied as version {applied} by {target.who}", style="bold green"))
     _sync_schedules(config, target, console)
+    _store_logins(config, target, console)
     return APPLIED
+
+
+def _store_logins(config: HubConfig, target: Target, console: Console) -> None:
+    """The TAXII server checks member logins against salted hashes in state: store them from the operator's env."""
+    if target.state is None:
+        return
+    operator = os.environ.get(OPERATOR_TOKEN_ENV)
+    if operator:  # the approvals endpoint's operator token: only its sha256 is kept
+        target.state.put_cursor(OPERATOR_TOKEN_CURSOR, {"sha256": token_hash(operator)})
+    missing = provision(config, target.state)
+    if missing:
+        console.print(
+            Text(f"  logins not stored (their password variable is unset here): {', '.join(sorted(missing))}",
+                 style="yellow")
+        )  # fmt: skip
 
 
 def _sync_schedules(config: HubConfig, target: Target, console: Console) -> None:
@@ -166,6 +186,7 @@ def _target(state_dir: Path | None, aws: bool, read_only: bool, session: Any, st
             f"the embedded state in {state_dir}",
             _local_user(),
             pending_count=lambda: len(embedded.state.pending()),
+            state=embedded.state,
         )
 
 
@@ -236,6 +257,7 @@ def aws_target(session: Any = None, stack: str | None = None) -> Target:
     target = Target(DynamoRegistryStore(table, dynamodb), f"table {table}", who)
     state_table = outputs.get("StateTableName")
     if state_table:
+        target.state = DynamoStateStore(state_table, dynamodb)
         target.pending_count = lambda: len(DynamoStateStore(state_table, dynamodb).pending())
     poller, role = outputs.get("PollerFunctionArn"), outputs.get("SchedulerRoleArn")
     if poller and role:

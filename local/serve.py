@@ -210,6 +210,18 @@ class Worker:
             )
         )
         self._last_problem: dict[str, str] = {}  # said once per connector until it changes
+        self._logins_of = ""
+
+    def keep_logins(self, config: HubConfig, version: str) -> None:
+        """Store the TAXII logins' hashes from this process's environment whenever the config version changes."""
+        if version == self._logins_of:
+            return
+        from connectors.taxii_server.credentials import provision
+
+        missing = provision(config, self.hub.aws.state)
+        if missing:
+            self.console.print(f"[yellow]TAXII logins without a password in the environment: {', '.join(missing)}")
+        self._logins_of = version
 
     def run(self, job: Job) -> None:
         context = self._localrun.LocalContext
@@ -306,7 +318,7 @@ def run_loop(
     """
     last_save = last_expiry = time.monotonic()
     while not stop.is_set():
-        config, _ = worker.routing.current()
+        config, version = worker.routing.current()
         now = time.monotonic()
         scheduler.tick(config, now)
         watcher.tick(config)
@@ -314,6 +326,7 @@ def run_loop(
             job = scheduler.jobs.get(timeout=0 if worker.drain() else tick_seconds)
         except queue.Empty:
             job = None
+        worker.keep_logins(config, version)
         if job is not None:
             worker.run(job)
         if time.monotonic() - last_expiry >= EXPIRE_EVERY_SECONDS:

@@ -1,12 +1,15 @@
 """Renkei's own TAXII 2.1 collections on DynamoDB: what routing allowed for each community with a `pull` channel.
 
 One item per (collection, object id, version), with a `date_added_key` the by-date-added index sorts on,
-so the TAXII server (a later issue) can page with an opaque cursor across stateless invocations.
+so the TAXII server can page with an opaque cursor across stateless invocations. Beside them, one
+`span#<id>` item per object holds its first and last versions, so `match[version]=last` (TAXII's default)
+needs one batch read per page instead of a query per object.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
@@ -18,6 +21,9 @@ from gateway.errors import RetryableError
 _SKIP = frozenset({"marking-definition", "extension-definition"})
 _BATCH = 25
 
+# Keeps or drops each of a batch of candidate objects (TAXII match[...] filters).
+Select = Callable[[list[dict[str, Any]]], list[bool]]
+
 
 class CollectionStore:
     """Adds objects to a community's collection (idempotent: the same id and version is stored once)."""
@@ -28,10 +34,13 @@ class CollectionStore:
         self._serialize = TypeSerializer().serialize
 
     def add(self, collection: str, objects: list[dict[str, Any]]) -> None:
-        added = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        # One microsecond apart: every object of a batch has its own date_added, so a client that resumes
+        # with `added_after` = the last page's X-TAXII-Date-Added-Last skips none of the batch.
+        now = datetime.now(UTC)
         items = []
-        for obj in objects:
+        for index, obj in enumerate(objects):
             version = str(obj.get("modified") or obj.get("created") or "")
+            added = (now + timedelta(microseconds=index)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
             items.append(
                 {
                     "pk": f"col#{collection}",
@@ -49,6 +58,55 @@ class CollectionStore:
                 for item in items[start : start + _BATCH]
             ]
             self._write(requests)
+        for obj in objects:
+            if obj["type"] not in _SKIP:
+                self._widen_span(collection, obj["id"], str(obj.get("modified") or obj.get("created") or ""))
+
+    def _widen_span(self, collection: str, object_id: str, version: str) -> None:
+        """Move the object's first/last versions to include `version` (two conditional updates, both idempotent)."""
+        key = {"pk": {"S": f"col#{collection}"}, "sk": {"S": f"span#{object_id}"}}
+        for bound, test in (("last_version", "<"), ("first_version", ">")):
+            try:
+                self._client.update_item(
+                    TableName=self._table, Key=key, UpdateExpression=f"SET {bound} = :v",
+                    ConditionExpression=f"attribute_not_exists({bound}) OR {bound} {test} :v",
+                    ExpressionAttributeValues={":v": {"S": version}},
+                )  # fmt: skip
+            except ClientError as exc:
+                if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                    raise RetryableError(f"collection write failed: {exc.response['Error']['Code']}") from exc
+
+    def spans(self, collection: str, object_ids: set[str]) -> dict[str, tuple[str, str]]:
+        """(first version, last version) of each object held in the collection."""
+        out: dict[str, tuple[str, str]] = {}
+        ids = sorted(object_ids)
+        for start in range(0, len(ids), 100):
+            keys = [{"pk": {"S": f"col#{collection}"}, "sk": {"S": f"span#{i}"}} for i in ids[start : start + 100]]
+            pending: dict[str, Any] = {self._table: {"Keys": keys}}
+            for _ in range(8):
+                answer = self._client.batch_get_item(RequestItems=pending)
+                for item in answer["Responses"].get(self._table, []):
+                    out[item["sk"]["S"][5:]] = (item["first_version"]["S"], item["last_version"]["S"])
+                pending = answer.get("UnprocessedKeys") or {}
+                if not pending:
+                    break
+        return out
+
+    def versions_of(self, collection: str, object_id: str) -> list[tuple[str, dict[str, Any]]]:
+        """Every version of one object in the collection, oldest first: [(date added, object)]."""
+        kwargs: dict[str, Any] = {
+            "TableName": self._table,
+            "KeyConditionExpression": "pk = :pk AND begins_with(sk, :id)",
+            "ExpressionAttributeValues": {":pk": {"S": f"col#{collection}"}, ":id": {"S": f"{object_id}#"}},
+        }
+        found: list[tuple[str, dict[str, Any]]] = []
+        while True:
+            page = self._client.query(**kwargs)
+            found += [(i["date_added_key"]["S"].split("#", 1)[0], orjson.loads(i["body"]["S"])) for i in page["Items"]]
+            if "LastEvaluatedKey" not in page:
+                break
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        return sorted(found, key=lambda pair: str(pair[1].get("modified") or pair[1].get("created") or ""))
 
     def _write(self, requests: list[dict[str, Any]]) -> None:
         pending = {self._table: requests}
@@ -72,16 +130,19 @@ class CollectionStore:
         }
         while True:
             page = self._client.query(**kwargs)
-            out += [orjson.loads(item["body"]["S"]) for item in page["Items"]]
+            out += [orjson.loads(item["body"]["S"]) for item in page["Items"] if "body" in item]
             if "LastEvaluatedKey" not in page:
                 return out
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
     def page(
-        self, collection: str, after: str | None, limit: int, types: frozenset[str] = frozenset()
+        self, collection: str, after: str | None, limit: int, select: Select | None = None
     ) -> tuple[list[tuple[str, dict[str, Any]]], str | None, bool]:
         """Objects added after the `after` key, oldest first, from the by-date-added index: ([(date added,
-        object)], the last key read, whether more follow). Stateless: the key is all a next page needs."""
+        object)], the last key read, whether more follow). Stateless: the key is all a next page needs.
+
+        `select` filters a batch of candidates at once (it may read the spans of their ids in one call).
+        """
         out: list[tuple[str, dict[str, Any]]] = []
         condition = "#c = :c"
         values: dict[str, Any] = {":c": {"S": collection}, ":no": {"BOOL": False}}
@@ -100,13 +161,15 @@ class CollectionStore:
         last: str | None = after
         for _ in range(20):  # a filter can leave a page short: read on, boundedly
             answer = self._client.query(**kwargs)
-            for item in answer["Items"]:
+            keys = [item["date_added_key"]["S"] for item in answer["Items"]]
+            bodies = [orjson.loads(item["body"]["S"]) for item in answer["Items"]]
+            chosen = select(bodies) if select is not None else [True] * len(bodies)
+            for key, body, keep in zip(keys, bodies, chosen, strict=True):
                 if len(out) == limit:
                     return out, last, True
-                body = orjson.loads(item["body"]["S"])
-                last = item["date_added_key"]["S"]
-                if not types or body.get("type") in types:
-                    out.append((last.split("#", 1)[0], body))
+                last = key
+                if keep:
+                    out.append((key.split("#", 1)[0], body))
             if "LastEvaluatedKey" not in answer:
                 return out, last, False
             kwargs["ExclusiveStartKey"] = answer["LastEvaluatedKey"]

@@ -12,6 +12,8 @@ from connectors.aws.collections import CollectionStore
 from connectors.peer.inbound import receive
 from connectors.taxii_server.server import ServerContext, build_app
 from functions import wiring
+from functions.api import approvals
+from functions.feedback import relay
 from functions.observability import logger, metrics, tracer
 from functions.runs import run_intakes
 from schemas.config import PeerConnector
@@ -20,12 +22,24 @@ from schemas.config import PeerConnector
 def _context() -> ServerContext:
     w = wiring.current()
     config, _ = w.config()
+    assert w.state is not None
     # Cursors are signed with a key derived from the seal key: forged or altered ones are refused.
     key = hashlib.sha256(b"renkei-taxii-cursor|" + w.seal_key_for(config)).digest()
-    return ServerContext(config, CollectionStore(w.settings.objects_table, w.dynamodb), key)
+    context = _contexts.get(w)
+    if context is None or context.config is not config:  # keeps the login memo while the config holds
+        context = ServerContext(
+            config, CollectionStore(w.settings.objects_table, w.dynamodb), key, w.state, w.blobs,
+            lambda giver, objects, name: relay(w, giver, objects, name),
+        )  # fmt: skip
+        _contexts[w] = context
+    return context
+
+
+_contexts: dict[wiring.Wiring, ServerContext] = {}
 
 
 app = build_app(_context)
+approvals.register(app)
 
 
 @app.post("/peer/inbox")
@@ -52,4 +66,8 @@ def peer_inbox() -> Response:
 @metrics.log_metrics
 @tracer.capture_lambda_handler(capture_response=False)  # never let tracing capture intel payloads
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return app.resolve(event, context)
+    answer = app.resolve(event, context)
+    # What was asked and answered, never a body or a credential: request bodies and answers are intel.
+    logger.info("request", extra={"method": event.get("httpMethod"), "path": event.get("path"),
+                                  "status": answer.get("statusCode")})  # fmt: skip
+    return answer

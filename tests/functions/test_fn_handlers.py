@@ -322,7 +322,7 @@ def collection(aws: Aws, community: str) -> set[str]:
         KeyConditionExpression="pk = :pk",
         ExpressionAttributeValues={":pk": {"S": f"col#{community}"}},
     )["Items"]
-    return {orjson.loads(i["body"]["S"])["id"] for i in items if i["is_definition"]["BOOL"] is False}
+    return {orjson.loads(i["body"]["S"])["id"] for i in items if "body" in i and i["is_definition"]["BOOL"] is False}
 
 
 def idempotency_records(aws: Aws) -> list[dict[str, Any]]:

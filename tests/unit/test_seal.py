@@ -27,7 +27,7 @@ def test_seal_and_open_round_trip() -> None:
     identity = sealer.open(token, sealed)
 
     # Then
-    assert identity == {"connector": "mailbox", "org": "Bank A", "community": "finance-isac"}
+    assert identity == {"connector": "mailbox", "org": "Bank A", "community": "finance-isac", "reply_to": None}
 
 
 def test_round_trip_without_community_and_with_non_ascii_org() -> None:
@@ -39,7 +39,7 @@ def test_round_trip_without_community_and_with_non_ascii_org() -> None:
     token, sealed = sealer.seal(who)
 
     # Then
-    assert sealer.open(token, sealed) == {"connector": "mailbox", "org": who.org, "community": None}
+    assert sealer.open(token, sealed) == {"connector": "mailbox", "org": who.org, "community": None, "reply_to": None}
 
 
 def test_pseudonym_shape_and_stability() -> None:
