@@ -6,6 +6,9 @@ import hashlib
 import hmac
 import secrets
 
+# The state cursor holding the sha256 of the hub operator's token for the approvals endpoint.
+OPERATOR_TOKEN_CURSOR = "operator-token"  # noqa: S105 - a name, not a secret
+
 
 def new_token() -> tuple[str, str]:
     """(token to send, sha256 to keep)."""

@@ -52,7 +52,7 @@ def _request_handler(handler: Handler) -> type[BaseHTTPRequestHandler]:
             payload = answer.get("body") or ""
             self.wfile.write(base64.b64decode(payload) if answer.get("isBase64Encoded") else str(payload).encode())
 
-        do_GET = do_POST = _handle
+        do_GET = do_POST = do_DELETE = _handle
 
         def log_message(self, *args: Any) -> None:
             pass
