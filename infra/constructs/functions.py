@@ -194,13 +194,18 @@ class Functions(Construct):
         self._allow(MAIL_INGEST, ["s3:GetObject"], [res.raw.arn_for_objects("mail/*")])
         self._allow(ROUTER, ["s3:GetObject"], [raw_inputs])
         self._allow(DELIVER, ["s3:GetObject"], [large_bundles])
-        self._allow(DELIVER, ["dynamodb:PutItem", "dynamodb:BatchWriteItem"], [objects.table_arn])
+        # Deliveries to `pull` collections (UpdateItem keeps each object's first/last versions); the API relays
+        # feedback back to a sender whose own system may be such a collection, or a reporter's mailbox.
+        collection_writes = ["dynamodb:PutItem", "dynamodb:BatchWriteItem", "dynamodb:UpdateItem"]
+        self._allow(DELIVER, collection_writes, [objects.table_arn])
+        self._allow(API, collection_writes, [objects.table_arn])
         if self._mail_domains:  # mail goes out from the hub's own mail domains only
             identities = [
                 Stack.of(self).format_arn(service="ses", resource="identity", resource_name=domain)
                 for domain in self._mail_domains
             ]
-            for name in (DELIVER, MAIL_INGEST, POLLER):  # deliveries; approval requests to reporting members
+            # deliveries; approval requests to reporting members; feedback to them
+            for name in (DELIVER, MAIL_INGEST, POLLER, API):
                 self._allow(name, ["ses:SendRawEmail"], identities)
         self._allow(API, ["s3:GetObject"], [raw_inputs])
         self._allow(API, ["sqs:SendMessage"], [res.queues["envelopes"].queue_arn])

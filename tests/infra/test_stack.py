@@ -584,14 +584,15 @@ def test_least_privilege_per_function(stack: RenkeiStack, template: Template) ->
     for role_id in roles.values():
         for action in ("dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:BatchWriteItem"):
             assert not any(_mentions(r, registry) for r in _allowed(template, role_id, action))
-    # only the deliverer writes the TAXII collections, only the API reads them
+    # only the deliverer (and the API, relaying feedback to a sender's own collection) writes the TAXII
+    # collections, only the API reads them
     writers = {
         n for n, r in roles.items() if any(_mentions(x, objects) for x in _allowed(template, r, "dynamodb:PutItem"))
     }
     readers = {
         n for n, r in roles.items() if any(_mentions(x, objects) for x in _allowed(template, r, "dynamodb:Query"))
     }
-    assert (writers, readers) == ({"deliver"}, {"api"})
+    assert (writers, readers) == ({"deliver", "api"}, {"api"})
     # only the API sends envelopes (peer inbox, TAXII push); only the router consumes them
     senders = {
         n for n, r in roles.items() if any(_mentions(x, envelopes) for x in _allowed(template, r, "sqs:SendMessage"))
@@ -742,7 +743,7 @@ def test_mail_may_be_sent_only_from_the_hubs_own_mail_domain(template: Template)
         for s in policy["Properties"]["PolicyDocument"]["Statement"]
         if "ses:SendRawEmail" in (s["Action"] if isinstance(s["Action"], list) else [s["Action"]])
     ]
-    assert len(statements) == 3  # the deliverer, and mail ingest and the poller (approval requests)
+    assert len(statements) == 4  # the deliverer; mail ingest and the poller (approval requests); the API (feedback)
     for statement in statements:
         resources = json.dumps(statement["Resource"])
         assert "identity/hub.example.jp" in resources and "*" not in resources
