@@ -17,18 +17,26 @@ from functions import wiring
 from functions.context import time_left
 from functions.messages import PollRequest
 from functions.observability import count, logger, metrics, tracer
-from functions.runs import run_intakes
+from functions.runs import expire_pending, run_intakes
 from gateway.errors import NotOnboarded, SourceUnavailable
 
 # Lambda's only writable folder: a relative `source` in the config means nothing there.
 SOURCE_BASE = Path("/tmp")  # noqa: S108
+EXPIRE_TASK = "expire-pending"  # the input of the stack's expiry schedule
 
 
 @logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics
 @tracer.capture_lambda_handler(capture_response=False)  # never let tracing capture intel payloads
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    """Poll one connector. Returns the run summary (counts only); raises RetryableError for the schedule to retry."""
+    """Poll one connector. Returns the run summary (counts only); raises RetryableError for the schedule to retry.
+
+    The same function expires approvals on its own schedule (`{"task": "expire-pending"}`).
+    """
+    if isinstance(event, dict) and event.get("task") == EXPIRE_TASK:
+        expired = expire_pending(wiring.current())
+        count("PendingExpired", len(expired))
+        return {"status": "ok", "expired": len(expired)}
     try:
         request = PollRequest.model_validate(event)
     except ValidationError as exc:

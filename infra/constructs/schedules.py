@@ -22,6 +22,8 @@ from constructs import Construct
 from schemas.config import HubConfig
 from schemas.schedules import polling, rate_expression, schedule_name
 
+EXPIRY_INPUT = json.dumps({"task": "expire-pending"}, separators=(",", ":"))
+
 
 def schedule_input(connector_id: str) -> str:
     """The poller's event, byte for byte as `onboard --aws` writes it (compact JSON)."""
@@ -83,3 +85,23 @@ class Schedules(Construct):
                 ),
             )
             self.schedules[connector_id] = schedule
+        # Approvals that nobody gave expire: the poller drops them and tells each member. In the default group,
+        # so that `onboard --aws`, which owns the poll schedules of this stack's group, never deletes it.
+        self.expiry = scheduler.CfnSchedule(
+            self,
+            "ExpirePending",
+            name=f"{prefix}-{config.hub.id}-expire-pending"[:64],
+            schedule_expression="rate(15 minutes)",
+            flexible_time_window=scheduler.CfnSchedule.FlexibleTimeWindowProperty(mode="OFF"),
+            state="ENABLED",
+            description="Renkei: expire pending inputs past their approval deadline and tell their senders",
+            target=scheduler.CfnSchedule.TargetProperty(
+                arn=poller.function_arn,
+                role_arn=self.role.role_arn,
+                input=EXPIRY_INPUT,
+                retry_policy=scheduler.CfnSchedule.RetryPolicyProperty(
+                    maximum_event_age_in_seconds=900, maximum_retry_attempts=2
+                ),
+                dead_letter_config=scheduler.CfnSchedule.DeadLetterConfigProperty(arn=failures.queue_arn),
+            ),
+        )

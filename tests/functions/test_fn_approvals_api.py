@@ -79,3 +79,22 @@ def test_the_operator_lists_what_waits_without_content_and_approves_any_of_it(
     gone = requests.post(f"{http}/pending/{pending_id}/approve",
                          headers={"Authorization": f"Bearer {OPERATOR}"}, timeout=10)  # fmt: skip
     assert gone.status_code == 404
+
+
+def test_the_expiry_schedule_drops_what_waited_too_long_and_tells_the_member(
+    hub: wiring.Wiring, routing: Routing, aws: Aws
+) -> None:
+    from functions.poller import handler as poller
+
+    pending_id, _ = held_report(hub, routing)
+    assert hub.state is not None
+    [item] = [p for p in hub.state.pending() if p.pending_id == pending_id]
+    hub.state.take_pending(pending_id)
+    hub.state.put_pending(replace(item, expires="2000-01-01T00:00:00.000Z", notify="csirt@bank-a.example"))
+    ses = aws.client("ses")
+    ses.verify_domain_identity(Domain="hub.example")
+    before = ses.get_send_quota()["SentLast24Hours"]
+    answer = poller.lambda_handler({"task": "expire-pending"}, localrun.LocalContext("renkei-poller"))
+    assert answer == {"status": "ok", "expired": 1}
+    assert pending_id not in {p.pending_id for p in hub.state.pending()}
+    assert ses.get_send_quota()["SentLast24Hours"] > before  # the member was told

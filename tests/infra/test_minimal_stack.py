@@ -47,8 +47,10 @@ def test_no_mailbox_means_no_receipt_rules_and_no_ses_access_to_the_key(template
     assert "ReceiptRuleSetName" not in template.find_outputs("*")
 
 
-def test_no_polling_connector_means_no_schedules_but_onboard_can_still_add_them(template: Template) -> None:
-    template.resource_count_is("AWS::Scheduler::Schedule", 0)
+def test_no_polling_connector_means_no_poll_schedules_but_onboard_can_still_add_them(template: Template) -> None:
+    schedules = template.find_resources("AWS::Scheduler::Schedule")
+    # only the approval expiry, outside the group of poll schedules that onboard owns
+    assert [s["Properties"].get("GroupName") for s in schedules.values()] == [None]
     outputs = template.find_outputs("*")
     assert {"PollerFunctionArn", "SchedulerRoleArn", "ScheduleGroupName"} <= set(outputs)
     template.resource_count_is("AWS::Lambda::Function", 5)

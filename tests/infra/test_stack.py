@@ -621,7 +621,8 @@ def test_one_schedule_per_polling_connector_exactly_as_onboard_writes_them(
     }
     assert desired  # the example config has polling connectors
     # Then the stack's schedules have the same names, rates and inputs, so onboard finds them and keeps them
-    schedules = _resources(template, "AWS::Scheduler::Schedule").values()
+    every = _resources(template, "AWS::Scheduler::Schedule").values()
+    schedules = [s for s in every if "GroupName" in s["Properties"]]
     got = {
         s["Properties"]["Name"]: (s["Properties"]["ScheduleExpression"], s["Properties"]["Target"]["Input"])
         for s in schedules
@@ -636,6 +637,10 @@ def test_one_schedule_per_polling_connector_exactly_as_onboard_writes_them(
         assert _ref_id(props["Target"]["RoleArn"]) == role
         assert props["GroupName"] == group
         assert props["Target"]["RetryPolicy"]["MaximumRetryAttempts"] >= 1
+    # and one more, outside the group that onboard owns: the poller expires approvals every 15 minutes
+    [expiry] = [s["Properties"] for s in every if "GroupName" not in s["Properties"]]
+    assert json.loads(expiry["Target"]["Input"]) == {"task": "expire-pending"}
+    assert expiry["ScheduleExpression"] == "rate(15 minutes)" and _ref_id(expiry["Target"]["Arn"]) == poller
 
 
 def test_the_scheduler_role_may_only_invoke_the_poller(stack: RenkeiStack, template: Template) -> None:
