@@ -4,6 +4,7 @@ and its STIX; or a refusal with the reason."""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -33,22 +34,26 @@ class MailSource:
             raise SourceUnavailable(f"connector {self.connector.id!r} has no `source`: give {self.connector.id}=FILE")
         path = Path(location)
         if path.is_file():
-            files = [path]
+            yield self._read(path)
+        elif (path / "new").is_dir() and (path / "cur").is_dir():
+            yield from self._maildir(path)
         elif path.is_dir():
-            # a maildir keeps mail in new/ and cur/; a plain folder holds .eml files
-            folders = [path / "new", path / "cur"] if (path / "cur").is_dir() else [path]
-            files = sorted(
-                f
-                for folder in folders
-                if folder.is_dir()
-                for f in folder.iterdir()
-                if f.is_file() and (folder != path or f.suffix.lower() in MAIL_SUFFIXES)
-            )
+            for file in sorted(f for f in path.iterdir() if f.is_file() and f.suffix.lower() in MAIL_SUFFIXES):
+                yield self._read(file)
         else:
             raise SourceUnavailable(f"{location}: no such file or folder")
-        for file in files:
-            with file.open("rb") as handle:
-                yield intake_from_message(self.connector, handle.read(MAX_MAIL_BYTES + 1), str(file))
+
+    def _maildir(self, path: Path) -> Iterator[Intake]:
+        """New mail only. Each is moved to cur/ and marked seen (the maildir way) once it has been taken,
+        so a crash mid-way leaves it in new/ to be read again (dedupe makes that harmless)."""
+        for file in sorted(f for f in (path / "new").iterdir() if f.is_file() and not f.name.startswith(".")):
+            yield self._read(file)
+            with contextlib.suppress(FileNotFoundError):  # another reader took it meanwhile
+                file.rename(path / "cur" / f"{file.name}:2,S")
+
+    def _read(self, file: Path) -> Intake:
+        with file.open("rb") as handle:
+            return intake_from_message(self.connector, handle.read(MAX_MAIL_BYTES + 1), str(file))
 
 
 def intake_from_message(connector: EmailConnector, raw: bytes, name: str) -> Intake:

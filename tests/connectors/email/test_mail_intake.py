@@ -217,3 +217,19 @@ def test_through_the_pipeline_nothing_delivered_names_the_reporter_the_recipient
     for secret in ("csirt@bank-a.example", "taro.yamada", "treasury-team", "bank-a.example", "Bank A", "10.20.4.17"):
         assert secret not in delivered
     assert "secure-payment-verify.com" in delivered  # the attacker's infrastructure is what is shared
+
+
+def test_a_maildir_is_read_for_new_mail_only_and_each_mail_is_moved_to_cur_once_taken(tmp_path: Path) -> None:
+    import mailbox as maildirs
+
+    folder = maildirs.Maildir(tmp_path / "reports", create=True)
+    for subject in ("first", "second"):
+        folder.add(mail(subject=subject))
+    source = MailSource(mailbox(), InMemoryStateStore())
+    taken = [intake.refusal is None and intake.objects is not None for intake in source.read(str(tmp_path / "reports"))]
+    assert taken == [True, True]
+    assert not list((tmp_path / "reports" / "new").iterdir())
+    assert sorted(f.name.endswith(":2,S") for f in (tmp_path / "reports" / "cur").iterdir()) == [True, True]
+    assert list(source.read(str(tmp_path / "reports"))) == []  # nothing new: nothing read twice
+    folder.add(mail(subject="third"))
+    assert len(list(source.read(str(tmp_path / "reports")))) == 1
