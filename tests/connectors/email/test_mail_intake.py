@@ -233,3 +233,36 @@ def test_a_maildir_is_read_for_new_mail_only_and_each_mail_is_moved_to_cur_once_
     assert list(source.read(str(tmp_path / "reports"))) == []  # nothing new: nothing read twice
     folder.add(mail(subject="third"))
     assert len(list(source.read(str(tmp_path / "reports")))) == 1
+
+
+def test_a_zip_bomb_attachment_is_hashed_as_it_came_never_expanded() -> None:
+    import email as email_package
+    import hashlib
+    import io
+    import zipfile
+
+    packed = io.BytesIO()
+    with zipfile.ZipFile(packed, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("invoice.pdf.exe", b"\0" * (64 * 1024 * 1024))  # 64 MiB of zeros, about 64 KB packed
+    bomb = packed.getvalue()
+    # the member forwards the phishing mail as an attachment; the phishing mail carries the bomb
+    phishing = email_package.message_from_bytes(mail(sender="billing@evil.example", auth=None), policy=policy.SMTP)
+    assert isinstance(phishing, EmailMessage)
+    phishing.add_attachment(bomb, maintype="application", subtype="zip", filename="invoice.zip")
+    report = email_package.message_from_bytes(mail(subject="[TLP:GREEN] suspicious invoice"), policy=policy.SMTP)
+    assert isinstance(report, EmailMessage)
+    report.add_attachment(phishing)
+    intake = intake_from_message(mailbox(), report.as_bytes(), "bomb.eml")
+    assert intake.refusal is None and intake.objects is not None
+    [attached] = [o for o in intake.objects if o["type"] == "file" and o.get("name") == "invoice.zip"]
+    assert attached["hashes"]["SHA-256"] == hashlib.sha256(bomb).hexdigest() and attached["size"] == len(bomb)
+    assert not [o for o in intake.objects if o.get("name") == "invoice.pdf.exe"]  # nothing inside was looked at
+    valid(intake.objects)
+
+
+def test_a_body_in_a_charset_nobody_knows_is_still_read_for_what_it_says() -> None:
+    raw = mail(body="see hxxp://evil-login[.]com/x").replace(b'charset="utf-8"', b'charset="x-no-such-charset"')
+    intake = intake_from_message(mailbox(), raw + b"\xff\xfe broken bytes\n", "odd.eml")
+    assert intake.refusal is None and intake.objects is not None
+    patterns = {o["pattern"] for o in intake.objects if o["type"] == "indicator"}
+    assert "[url:value = 'http://evil-login.com/x']" in patterns
