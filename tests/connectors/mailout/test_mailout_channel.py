@@ -9,15 +9,18 @@ from email import policy
 from typing import Any
 
 import orjson
+import pytest
+from botocore.stub import Stubber
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from connectors.mailout.channel import MailChannel
 from connectors.mailout.defang import defang
+from gateway.errors import PermanentError, RetryableError
 from gateway.memory import InMemoryBlobStore, InMemoryStateStore
 from gateway.pipeline import Pipeline
 from gateway.senders import sender_for
-from schemas.config import HubConfig
+from schemas.config import EmailTarget, HubConfig
 from tests.connectors.mailout.conftest import sent_mails
 
 HUB_ADDRESS = "renkei@hub.example.jp"
@@ -87,3 +90,22 @@ def test_a_delivery_arrives_as_a_readable_defanged_mail_with_the_bundle_attached
 def test_nothing_clickable_survives_defanging(values: list[str]) -> None:
     text = "Indicators: " + " and ".join(values) + "."
     assert not FANGED.search(defang(text)), defang(text)
+
+
+def test_ses_throttling_is_retried_and_a_refusal_is_not(ses: Any) -> None:
+    """SES answers as botocore's Stubber plays it (the error shapes of the real service), in front of moto."""
+    bundle = {"type": "bundle", "id": "bundle--8e2e2d2b-17d4-4cbf-938f-98ee46b3cd3f", "objects": []}
+    channel = MailChannel(CONFIG.hub, EmailTarget(to=["cyber@fsa.example"]), ses, HUB_ADDRESS)
+    with Stubber(ses) as stub:
+        stub.add_client_error("send_raw_email", "Throttling", "Maximum sending rate exceeded.", 400)
+        stub.add_client_error("send_raw_email", "ServiceUnavailable", "try later", 503)
+        stub.add_client_error("send_raw_email", "MessageRejected", "Email address is not verified.", 400)
+        with pytest.raises(RetryableError, match="Throttling"):
+            channel.deliver("fsa", bundle)
+        with pytest.raises(RetryableError, match="ServiceUnavailable"):
+            channel.deliver("fsa", bundle)
+        with pytest.raises(PermanentError, match="MessageRejected"):
+            channel.deliver("fsa", bundle)
+    before = len(sent())
+    channel.deliver("fsa", bundle)  # and once SES takes mail again, it goes out
+    assert len(sent()) == before + 1
