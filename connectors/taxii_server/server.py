@@ -134,72 +134,77 @@ def build_app(context: Callable[[], ServerContext]) -> APIGatewayRestResolver:
             return taxii(200, _collection(community))
         return error(404, "Unknown collection", "no such collection for this member")
 
-    @app.get("/api/collections/<cid>/objects/")
-    def objects(cid: str) -> Response:
+    def scoped(ctx: ServerContext, cid: str) -> tuple[Community, Query] | Response:
+        """The member's community and the query, for a read of one of its collections; else the error."""
+        community = collection_of(ctx, cid)
+        if isinstance(community, Response):
+            return community
+        q = query(ctx)
+        return q if isinstance(q, Response) else (community, q)
+
+    def page_of(cid: str, entry: Callable[[str, dict[str, Any]], dict[str, Any]]) -> Response:
+        """One page of the by-date-added index, each object shown by `entry(date added, object)`."""
         ctx = context()
-        community, q = collection_of(ctx, cid), query(ctx)
-        if isinstance(community, Response) or isinstance(q, Response):
-            return community if isinstance(community, Response) else q  # type: ignore[return-value]
+        scope = scoped(ctx, cid)
+        if isinstance(scope, Response):
+            return scope
+        community, q = scope
         page, last, more = ctx.collections.page(
             community.id, q.after, q.limit, q.selector(lambda ids: ctx.collections.spans(community.id, ids))
         )
         body: dict[str, Any] = {"more": more}
         if page:
-            body["objects"] = [obj for _, obj in page]
+            body["objects"] = [entry(added, obj) for added, obj in page]
         if more and last:
             body["next"] = encode(last, ctx.cursor_key)
         return taxii(200, body, _added_headers([added for added, _ in page]))
+
+    def versions_held(cid: str, oid: str) -> tuple[Query, list[tuple[str, dict[str, Any]]], str, str] | Response:
+        """(query, the object's versions added after the query's point, first version, last version)."""
+        ctx = context()
+        scope = scoped(ctx, cid)
+        if isinstance(scope, Response):
+            return scope
+        community, q = scope
+        held = ctx.collections.versions_of(community.id, oid)
+        if not held:
+            return error(404, "Unknown object", "no object with that id in this collection")
+        after = [(added, obj) for added, obj in held if not q.after or added > q.after.rstrip("~")]
+        return q, after, _version(held[0][1]), _version(held[-1][1])
+
+    @app.get("/api/collections/<cid>/objects/")
+    def objects(cid: str) -> Response:
+        return page_of(cid, lambda added, obj: obj)
 
     @app.get("/api/collections/<cid>/manifest/")
     def manifest(cid: str) -> Response:
-        ctx = context()
-        community, q = collection_of(ctx, cid), query(ctx)
-        if isinstance(community, Response) or isinstance(q, Response):
-            return community if isinstance(community, Response) else q  # type: ignore[return-value]
-        page, last, more = ctx.collections.page(
-            community.id, q.after, q.limit, q.selector(lambda ids: ctx.collections.spans(community.id, ids))
+        return page_of(
+            cid, lambda added, obj: {"id": obj["id"], "date_added": added, "version": _version(obj), "media_type": STIX}
         )
-        body: dict[str, Any] = {"more": more}
-        if page:
-            body["objects"] = [
-                {"id": o["id"], "date_added": added, "version": _version(o), "media_type": STIX} for added, o in page
-            ]
-        if more and last:
-            body["next"] = encode(last, ctx.cursor_key)
-        return taxii(200, body, _added_headers([added for added, _ in page]))
 
     @app.get("/api/collections/<cid>/objects/<oid>/")
     def object_by_id(cid: str, oid: str) -> Response:
-        ctx = context()
-        community, q = collection_of(ctx, cid), query(ctx)
-        if isinstance(community, Response) or isinstance(q, Response):
-            return community if isinstance(community, Response) else q  # type: ignore[return-value]
-        held = ctx.collections.versions_of(community.id, oid)
-        if not held:
-            return error(404, "Unknown object", "no object with that id in this collection")
-        first, last = _version(held[0][1]), _version(held[-1][1])
-        chosen = [(a, o) for a, o in held if q.keeps_version(_version(o), first, last)]
-        chosen = [(a, o) for a, o in chosen if not q.after or a > q.after.rstrip("~")][: q.limit]
+        found = versions_held(cid, oid)
+        if isinstance(found, Response):
+            return found
+        q, after, first, last = found
+        chosen = [(added, obj) for added, obj in after if q.keeps_version(_version(obj), first, last)][: q.limit]
         body: dict[str, Any] = {"more": False}
         if chosen:
-            body["objects"] = [o for _, o in chosen]
-        return taxii(200, body, _added_headers([a for a, _ in chosen]))
+            body["objects"] = [obj for _, obj in chosen]
+        return taxii(200, body, _added_headers([added for added, _ in chosen]))
 
     @app.get("/api/collections/<cid>/objects/<oid>/versions/")
     def versions(cid: str, oid: str) -> Response:
-        ctx = context()
-        community, q = collection_of(ctx, cid), query(ctx)
-        if isinstance(community, Response) or isinstance(q, Response):
-            return community if isinstance(community, Response) else q  # type: ignore[return-value]
-        held = ctx.collections.versions_of(community.id, oid)
-        if not held:
-            return error(404, "Unknown object", "no object with that id in this collection")
-        after = [(a, o) for a, o in held if not q.after or a > q.after.rstrip("~")]
+        found = versions_held(cid, oid)
+        if isinstance(found, Response):
+            return found
+        q, after, _, _ = found
         shown = after[: q.limit]
         body: dict[str, Any] = {"more": len(after) > len(shown)}
         if shown:
-            body["versions"] = [_version(o) for _, o in shown]
-        return taxii(200, body, _added_headers([a for a, _ in shown]))
+            body["versions"] = [_version(obj) for _, obj in shown]
+        return taxii(200, body, _added_headers([added for added, _ in shown]))
 
     @app.delete("/api/collections/<cid>/objects/<oid>/")
     def delete_object(cid: str, oid: str) -> Response:
