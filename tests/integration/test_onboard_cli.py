@@ -301,3 +301,33 @@ def test_state_or_aws_exactly_one(tmp_path: Path) -> None:
 
     assert onboard(config, None).code == 2
     assert onboard(config, tmp_path / "state", aws=True).code == 2
+
+
+def test_onboard_keeps_member_logins_and_the_operator_token_only_as_hashes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from connectors.taxii_server.credentials import Logins
+    from gateway.approval import OPERATOR_TOKEN_CURSOR, verify_token
+    from local.config_file import load_config_or_raise
+
+    with_logins = CONFIG.replace(
+        "  - {id: power-isac, kind: isac, deliver: [{pull: {}}]}",
+        "  - {id: power-isac, kind: isac, deliver: [{pull: {users: [{username: power-co, password_env: PW_A},"
+        " {username: late-co, password_env: PW_B}]}}]}",
+    )
+    monkeypatch.setenv("PW_A", "correct horse")
+    monkeypatch.delenv("PW_B", raising=False)
+    monkeypatch.setenv("RENKEI_OPERATOR_TOKEN", "operator-secret-token")
+    path = write(tmp_path, with_logins)
+    run = onboard(path, tmp_path / "state")
+    assert run.code == 0 and "logins not stored" in run.output and "late-co" in run.output
+    files = b"".join(p.read_bytes() for p in (tmp_path / "state").rglob("*") if p.is_file())
+    assert b"correct horse" not in files and b"operator-secret-token" not in files
+    with EmbeddedAws(tmp_path / "state") as aws:
+        config = load_config_or_raise(path)
+        logins = Logins(aws.state)
+        assert logins.community_of(config, "power-co", "correct horse") == "power-isac"
+        assert logins.community_of(config, "power-co", "wrong") is None
+        assert logins.community_of(config, "late-co", "") is None
+        held = aws.state.get_cursor(OPERATOR_TOKEN_CURSOR) or {}
+        assert verify_token("operator-secret-token", str(held.get("sha256")))
