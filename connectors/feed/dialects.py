@@ -20,7 +20,8 @@ RSS1 = "{http://purl.org/rss/1.0/}"
 RDF = "{http://www.w3.org/1999/02/22-rdf-syntax-ns#}"
 DC = "{http://purl.org/dc/elements/1.1/}"
 DCTERMS = "{http://purl.org/dc/terms/}"
-SEC = "{http://jvn.jp/rss/mod_sec/3.0/}"
+# JVN's security module: `mod_sec/3.0/` in JVN's own feeds, plain `mod_sec/` in JVN iPedia's (jvndb_new.rdf).
+SEC_NAMESPACES = ("{http://jvn.jp/rss/mod_sec/3.0/}", "{http://jvn.jp/rss/mod_sec/}")
 ATOM = "{http://www.w3.org/2005/Atom}"
 CONTENT = "{http://purl.org/rss/1.0/modules/content/}"
 
@@ -81,6 +82,11 @@ def _title(title: str | None, summary: str, fallback: str | None) -> str:
     return _need(first_line or fallback, "a title, a summary or a link")
 
 
+def _sec(item: Element, name: str) -> list[Element]:
+    """The item's `sec:<name>` elements, in whichever of JVN's namespaces the feed uses."""
+    return [node for ns in SEC_NAMESPACES for node in item.iter(f"{ns}{name}")]
+
+
 def _need(value: str | None, what: str) -> str:
     if not value:
         raise ValueError(f"item without {what}")
@@ -89,27 +95,27 @@ def _need(value: str | None, what: str) -> str:
 
 def _rss1(item: Element) -> Advisory:
     link = _text(item, f"{RSS1}link") or item.get(f"{RDF}about")
-    identifier = _text(item, f"{SEC}identifier")
+    identifier = next((n.text.strip() for n in _sec(item, "identifier") if n.text and n.text.strip()), None)
     summary = plain(_text(item, f"{RSS1}description") or _text(item, f"{CONTENT}encoded"))
     title = _title(plain(_text(item, f"{RSS1}title")), summary, link)
     issued = stix_time(_text(item, f"{DCTERMS}issued")) or stix_time(_text(item, f"{DC}date"))
     modified = stix_time(_text(item, f"{DCTERMS}modified")) or stix_time(_text(item, f"{DC}date"))
     cves: list[str] = []
     refs: list[tuple[str, str]] = []
-    for ref in item.iter(f"{SEC}references"):
+    for ref in _sec(item, "references"):
         ref_id, source, url = ref.get("id", ""), (ref.get("source") or "").upper(), (ref.text or "").strip()
         if source == "CVE" or CVE.fullmatch(ref_id):
             cves.append(ref_id)
         elif url:
             refs.append((source or "reference", url))
     cvss = None
-    for node in item.iter(f"{SEC}cvss"):  # the newest CVSS version given wins
+    for node in _sec(item, "cvss"):  # the newest CVSS version given wins
         score = node.get("score")
         if score:
             candidate = Cvss(float(score), node.get("severity"), node.get("vector"), node.get("version"))
             if cvss is None or (candidate.version or "") > (cvss.version or ""):
                 cvss = candidate
-    cpes = tuple((c.text or "").strip() for c in item.iter(f"{SEC}cpe") if (c.text or "").strip())
+    cpes = tuple((c.text or "").strip() for c in _sec(item, "cpe") if (c.text or "").strip())
     cves += CVE.findall(f"{title}\n{summary}")
     return Advisory(
         key=identifier or _need(link, "an identifier or a link"),

@@ -37,6 +37,46 @@ def test_jvn_rdf_gives_the_advisory_id_cves_cvss_and_japanese_text_intact() -> N
     assert second.cvss is not None and second.cvss.score == 4.3
 
 
+# The shapes of JVN iPedia's own feed (jvndb_new.rdf): `sec:` in the namespace without `3.0/`, times in minutes,
+# CVSS v2 and v3 side by side, the CVE referenced by both CVE and NVD, a CWE reference. Written for this test.
+IPEDIA = """<?xml version="1.0" encoding="UTF-8"?>
+<rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#" xmlns="http://purl.org/rss/1.0/"
+  xmlns:dc="http://purl.org/dc/elements/1.1/" xmlns:dcterms="http://purl.org/dc/terms/"
+  xmlns:sec="http://jvn.jp/rss/mod_sec/" xml:lang="ja">
+  <channel rdf:about="https://jvndb.jvn.jp/ja/rss/jvndb_new.rdf"><title>JVNDB</title><link>https://jvndb.jvn.jp/</link>
+    <description>JVN iPedia</description></channel>
+  <item rdf:about="https://jvndb.jvn.jp/ja/contents/2026/JVNDB-2026-020001.html">
+    <title>Example Router における OS コマンドインジェクションの脆弱性</title>
+    <link>https://jvndb.jvn.jp/ja/contents/2026/JVNDB-2026-020001.html</link>
+    <description>Example Router には、OS コマンドインジェクションの脆弱性が存在します。</description>
+    <sec:identifier>JVNDB-2026-020001</sec:identifier>
+    <sec:references source="CVE" id="CVE-2026-41234">https://www.cve.org/CVERecord?id=CVE-2026-41234</sec:references>
+    <sec:references source="NVD" id="CVE-2026-41234">https://nvd.nist.gov/vuln/detail/CVE-2026-41234</sec:references>
+    <sec:references title="OS コマンドインジェクション(CWE-78)" id="CWE-78"
+      >https://cwe.mitre.org/data/definitions/78.html</sec:references>
+    <sec:cpe version="2.2" vendor="Example" product="Router">cpe:/h:example:router</sec:cpe>
+    <sec:cvss version="2.0" score="10.0" type="Base" severity="High" vector="AV:N/AC:L/Au:N/C:C/I:C/A:C"/>
+    <sec:cvss version="3.0" score="9.8" type="Base" severity="Critical"
+      vector="CVSS:3.0/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H"/>
+    <dc:date>2026-11-21T11:52+09:00</dc:date>
+    <dcterms:issued>2026-11-21T11:52+09:00</dcterms:issued>
+    <dcterms:modified>2026-11-21T11:52+09:00</dcterms:modified>
+  </item>
+</rdf:RDF>
+"""
+
+
+def test_jvn_ipedias_feed_shapes_give_the_cve_the_newest_cvss_and_times_in_minutes() -> None:
+    [advisory] = advisories(IPEDIA.encode())
+    assert advisory.advisory_id == "JVNDB-2026-020001" and advisory.cves == ("CVE-2026-41234",)
+    assert advisory.cvss is not None and (advisory.cvss.score, advisory.cvss.version) == (9.8, "3.0")
+    assert advisory.published == "2026-11-21T02:52:00.000Z"
+    objects = to_stix(advisory)
+    [vulnerability] = [o for o in objects if o["type"] == "vulnerability"]
+    assert vulnerability["name"] == "CVE-2026-41234" and vulnerability["x_cvss_base_score"] == 9.8
+    assert_valid(objects)
+
+
 def test_an_advisory_becomes_a_report_with_its_vulnerabilities_all_valid_stix() -> None:
     advisory = advisories((EXAMPLES / "jvn-rdf.xml").read_bytes())[0]
     objects = to_stix(advisory)
