@@ -238,7 +238,9 @@ def build_app(context: Callable[[], ServerContext]) -> APIGatewayRestResolver:
         name = f"taxii-post:{community.id}:{uuid.uuid4()}"
         if ctx.blobs is not None:  # the body as received, before anything else happens (it can be replayed)
             ctx.blobs.put(f"raw/feedback/{name.rsplit(':', 1)[1]}", raw)
-        status = statuses.new_status(ctx.feedback(community.id, posted, name))
+        pending = statuses.pending_status(posted)
+        statuses.save(ctx.state, community.id, pending)
+        status = statuses.completed(pending, ctx.feedback(community.id, posted, name))
         statuses.save(ctx.state, community.id, status)
         return taxii(202, status)
 

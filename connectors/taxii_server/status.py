@@ -13,17 +13,29 @@ from gateway.ports import StateStore
 _PREFIX = "taxii-status:"
 
 
-def new_status(outcomes: Sequence[Outcome], requested: datetime | None = None) -> dict[str, Any]:
+def pending_status(objects: Sequence[Any], requested: datetime | None = None) -> dict[str, Any]:
+    """Saved before the objects are relayed: should the relay be cut short, the status still lists them all."""
+    pendings = [
+        {"id": str(o.get("id", "(no id)")) if isinstance(o, dict) else "(not an object)", "message": "being relayed"}
+        for o in objects
+    ]
+    moment = (requested or datetime.now(UTC)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return {
+        "id": str(uuid.uuid4()), "status": "pending", "request_timestamp": moment, "total_count": len(objects),
+        "success_count": 0, "successes": [], "failure_count": 0, "failures": [],
+        "pending_count": len(pendings), "pendings": pendings,
+    }  # fmt: skip
+
+
+def completed(pending: dict[str, Any], outcomes: Sequence[Outcome]) -> dict[str, Any]:
     def entry(o: Outcome) -> dict[str, str]:
         found = {"id": o.object_id or "(no id)", "message": o.message}
         return {**found, "version": o.version} if o.version else found
 
     successes = [entry(o) for o in outcomes if o.ok]
     failures = [entry(o) for o in outcomes if not o.ok]
-    moment = (requested or datetime.now(UTC)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     return {
-        "id": str(uuid.uuid4()), "status": "complete", "request_timestamp": moment,
-        "total_count": len(outcomes), "success_count": len(successes), "successes": successes,
+        **pending, "status": "complete", "success_count": len(successes), "successes": successes,
         "failure_count": len(failures), "failures": failures, "pending_count": 0, "pendings": [],
     }  # fmt: skip
 
