@@ -9,6 +9,7 @@ is reported in `batchItemFailures`, retried after the visibility timeout and fin
 
 from __future__ import annotations
 
+import uuid
 from functools import lru_cache
 from typing import Any
 
@@ -60,7 +61,7 @@ def _idempotent_send(w: wiring.Wiring) -> Any:
         assert community is not None  # checked just before
         channel_config = community.deliver[send["index"]]
         channel_for(community, channel_config, w).deliver(send["destination"], send["bundle"])
-        return {"sent": send["objects"]}
+        return {"sent": send["objects"], "attempt": send["attempt"]}
 
     return send
 
@@ -102,9 +103,10 @@ def handle_record(record: SQSRecord) -> None:
     community = config.community(task.destination)
     assert community is not None  # recheck withholds everything from a removed destination
     send = _idempotent_send(w)
+    attempt = uuid.uuid4().hex  # not part of the idempotency key: a replayed answer names an earlier attempt
     for index, channel in enumerate(community.deliver):
         try:
-            send(
+            answer = send(
                 send={
                     "destination": task.destination,
                     "channel": f"{index}:{kind_of(channel)}",
@@ -112,6 +114,7 @@ def handle_record(record: SQSRecord) -> None:
                     "bundle_id": task.bundle_id,
                     "objects": len(outcome.allowed),
                     "bundle": outcome.bundle,
+                    "attempt": attempt,
                 }
             )
         except RenkeiError as exc:
@@ -119,6 +122,8 @@ def handle_record(record: SQSRecord) -> None:
             failure = {"destination": task.destination, "channel": kind_of(channel), "error": type(exc).__name__}
             logger.warning("delivery failed", extra=failure)
             raise
+        if answer.get("attempt") != attempt:
+            continue  # sent by an earlier attempt (SQS delivered the task twice, a redrive): counted then
         count("ObjectsDelivered", len(outcome.allowed), ("destination", task.destination))
     logger.info("delivered", destination=task.destination, bundle=task.bundle_id, objects=len(outcome.allowed))
 

@@ -3,7 +3,8 @@
 Producers are the API function (peer inbox, TAXII push) and `gateway serve`. Each SQS record is one envelope;
 a record that fails is reported in `batchItemFailures` and comes back after the visibility timeout, and after
 `maxReceiveCount` tries it waits in the dead-letter queue. A repeated envelope is harmless: dedupe claims each
-object version once, so the second run counts duplicates and queues nothing.
+object version once, so the second run counts duplicates and queues only what a failed run claimed but never
+queued (functions/runs.py, `requeue_unqueued`); a task queued twice is sent once (the deliverer is idempotent).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from functions.mail_ingest.handler import read_mail
 from functions.messages import EnvelopeMessage
 from functions.observability import logger, metrics, tracer
 from functions.runs import run_intakes
-from gateway.errors import PermanentError
+from gateway.errors import PermanentError, RetryableError
 from gateway.intake import Intake
 from schemas.config import EmailConnector
 
@@ -46,7 +47,10 @@ def handle_record(record: SQSRecord) -> None:
         intake = read_mail(connector, raw, name)
     else:
         intake = Intake(name, raw, hops=envelope.hops)  # a STIX bundle (peer inbox, TAXII push)
-    run_intakes(w, config, version, connector.id, [intake])
+    result = run_intakes(w, config, version, connector.id, [intake], requeue=True)
+    if result.undelivered:
+        # Not acknowledged: the envelope comes back, and its run queues what this one claimed but could not queue.
+        raise RetryableError(f"{sum(result.undelivered.values())} routed object(s) not queued")
 
 
 @logger.inject_lambda_context(clear_state=True)
