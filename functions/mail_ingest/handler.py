@@ -21,7 +21,7 @@ from functions import wiring
 from functions.context import time_left
 from functions.observability import count, logger, metrics, tracer
 from functions.runs import run_intakes
-from gateway.errors import RenkeiError
+from gateway.errors import RenkeiError, RetryableError
 from gateway.intake import Intake, Refusal
 from schemas.config import EmailConnector, HubConfig
 
@@ -103,6 +103,11 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
             continue
         raw = read_object(w.s3, bucket, key)
         name = f"s3://{bucket}/{key}"
-        run_intakes(w, config, version, connector.id, [read_mail(connector, raw, name)], time_left(context))
+        result = run_intakes(
+            w, config, version, connector.id, [read_mail(connector, raw, name)], time_left(context), requeue=True
+        )
+        if result.undelivered:
+            # Lambda retries the event: the same mail again, whose run queues what this one claimed but could not.
+            raise RetryableError(f"{sum(result.undelivered.values())} routed object(s) not queued")
         taken += 1
     return {"status": "ok", "messages": taken, "skipped": skipped}
