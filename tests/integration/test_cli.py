@@ -189,15 +189,16 @@ def test_the_installed_command_runs_the_demo_as_a_user_would() -> None:
     steps = {(s["connector"], n): s for n, s in enumerate(json.loads(done.stdout)["steps"])}
     by_connector = [c for c, _ in steps]
     assert by_connector == [
-        "jvn-feed", "cisa-kev", "jcsip-mailbox", "analyst-drop", "isac-drop", "jvn-feed", "jcsip-mailbox",
+        "fin-isac-taxii", "jvn-feed", "cisa-kev", "jcsip-mailbox", "analyst-drop", "isac-drop", "jvn-feed",
+        "jcsip-mailbox",
     ]  # fmt: skip
-    mail_held, mail_released = steps[("jcsip-mailbox", 2)], steps[("jcsip-mailbox", 6)]
+    mail_held, mail_released = steps[("jcsip-mailbox", 3)], steps[("jcsip-mailbox", 7)]
     assert mail_held["summary"]["pending"] > 0 and mail_held["summary"]["delivered"] == 0
     assert mail_released["summary"]["delivered"] > 0  # approved: released under the member's policy
-    assert steps[("analyst-drop", 3)]["quarantined"] == [
+    assert steps[("analyst-drop", 4)]["quarantined"] == [
         {"input": "02-broken-duplicate-keys.json", "reason": "json:duplicate-key"}
     ]
-    update = steps[("jvn-feed", 5)]["followups"]
+    update = steps[("jvn-feed", 6)]["followups"]
     assert any("x_cvss_base_score: 7.5 -> 9.1" in f["summary"] for f in update), "the CVSS change is spelled out"
     for step in steps.values():
         s = step["summary"]
