@@ -29,7 +29,6 @@ from functions.router import handler as router
 from functions.runs import run_intakes
 from gateway.pipeline import COUNT_KEYS, RunResult
 from schemas.config import HubConfig, PeerChannel
-from schemas.tables import QUARANTINE_BUCKET, RAW_BUCKET
 from tests.functions.faults import PeerInboxes, Refuse, WorkerDied, ed25519_pem_pair
 from tests.functions.test_fn_handlers import Aws, aws  # noqa: F401 - `aws`: moto's server, a module fixture
 from tests.unit.stixdata import bundle, indicator
@@ -122,17 +121,7 @@ def hub(aws: Aws, inboxes: PeerInboxes, monkeypatch: pytest.MonkeyPatch) -> Iter
     sqs = aws.client("sqs")
     queues = localrun.create_queues(sqs, f"faults-{uuid.uuid4().hex[:8]}", max_receive_count=3, visibility_timeout=0)
     config = fault_config(inboxes.url)
-    settings = wiring.Settings(
-        state_table=aws.tables["state"],
-        registry_table=aws.tables["registry"],
-        objects_table=aws.tables["objects"],
-        raw_bucket=aws.buckets[RAW_BUCKET],
-        quarantine_bucket=aws.buckets[QUARANTINE_BUCKET],
-        envelopes_queue_url=queues["envelopes"],
-        deliveries_queue_url=queues["deliveries"],
-        endpoint_url=aws.endpoint,
-        config_ttl_seconds=0,
-    )
+    settings = aws.settings(queues)
     w = QueuedWiring(settings, session=aws.session, config_source=lambda: (config, "faults:1"), seal_key=b"k" * 32)
     w.queues = queues
     wiring.use(w)

@@ -65,6 +65,20 @@ class Aws:
     def client(self, service: str) -> Any:
         return self.session.client(service, endpoint_url=self.endpoint)
 
+    def settings(self, queues: dict[str, str]) -> wiring.Settings:
+        """The functions' settings on this moto server, with these envelopes and deliveries queues."""
+        return wiring.Settings(
+            state_table=self.tables["state"],
+            registry_table=self.tables["registry"],
+            objects_table=self.tables["objects"],
+            raw_bucket=self.buckets[RAW_BUCKET],
+            quarantine_bucket=self.buckets[QUARANTINE_BUCKET],
+            envelopes_queue_url=queues["envelopes"],
+            deliveries_queue_url=queues["deliveries"],
+            endpoint_url=self.endpoint,
+            config_ttl_seconds=0,
+        )
+
 
 @pytest.fixture(scope="module")
 def aws() -> Iterator[Aws]:
@@ -185,18 +199,7 @@ def hub(aws: Aws, routing: Routing, monkeypatch: pytest.MonkeyPatch) -> Iterator
     monkeypatch.setenv("POWERTOOLS_TRACE_DISABLED", "1")
     monkeypatch.setitem(channels.BUILDERS, TaxiiChannel, lambda community, channel, w: TaxiiRecorder(channel))
     TaxiiRecorder.sent, TaxiiRecorder.fail = [], False
-    settings = wiring.Settings(
-        state_table=aws.tables["state"],
-        registry_table=aws.tables["registry"],
-        objects_table=aws.tables["objects"],
-        raw_bucket=aws.buckets[RAW_BUCKET],
-        quarantine_bucket=aws.buckets[QUARANTINE_BUCKET],
-        envelopes_queue_url=aws.queues["envelopes"],
-        deliveries_queue_url=aws.queues["deliveries"],
-        endpoint_url=aws.endpoint,
-        config_ttl_seconds=0,
-    )
-    w = wiring.Wiring(settings, session=aws.session, config_source=routing, seal_key=b"k" * 32)
+    w = wiring.Wiring(aws.settings(aws.queues), session=aws.session, config_source=routing, seal_key=b"k" * 32)
     wiring.use(w)
     try:
         yield w
