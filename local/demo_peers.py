@@ -19,11 +19,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from werkzeug.serving import BaseWSGIServer, make_server
 
 from connectors.peer.inbound import MAX_BODY_BYTES, receive
+from connectors.peer.signing import new_keypair
 from gateway.intake import take
 from gateway.normalize import RENKEI_EXTENSION_ID
 from gateway.pipeline import RunResult
@@ -41,15 +40,9 @@ LOCALHOST = "127.0.0.1"
 
 
 def ed25519_keypair() -> tuple[str, str]:
-    """(private PKCS#8 PEM, public SubjectPublicKeyInfo PEM), made fresh: no private key is ever on disk."""
-    private = Ed25519PrivateKey.generate()
-    pem = private.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
-    public = private.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
-    return pem.decode(), public.decode()
+    """(private PEM, public PEM), made fresh: no private key is ever on disk."""
+    private, public = new_keypair()
+    return private.decode(), public.decode()
 
 
 @contextmanager

@@ -8,6 +8,8 @@ import json
 from typing import Any
 
 import rfc8785
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat, PublicFormat
 from jwcrypto import jwk, jws
 from jwcrypto.common import JWException
 
@@ -47,3 +49,10 @@ def verify(envelope_bytes: bytes, detached: str, public_key_pem: bytes) -> dict[
     except (JWException, ValueError, TypeError) as exc:
         raise BadSignature(f"signature does not verify ({type(exc).__name__})") from None
     return envelope
+
+
+def new_keypair() -> tuple[bytes, bytes]:
+    """A fresh Ed25519 pair as the config wants it: (private key, PKCS#8 PEM; public key, SubjectPublicKeyInfo PEM)."""
+    private = Ed25519PrivateKey.generate()
+    pem = private.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption())
+    return pem, private.public_key().public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo)

@@ -11,22 +11,10 @@ from typing import Any
 
 import orjson
 from botocore.awsrequest import AWSResponse
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from connectors.peer.outbound import SIGNATURE_HEADER
 from connectors.peer.signing import verify
 from gateway.model import DEFINITION_TYPES
-
-
-def ed25519_pem_pair() -> tuple[bytes, bytes]:
-    """(private PEM, public PEM): the hub signs what it sends to a peer, the peer's inbox verifies it."""
-    key = Ed25519PrivateKey.generate()
-    private = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
-    public = key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-    return private, public
 
 
 class PeerInboxes:

@@ -20,6 +20,7 @@ import botocore.retries.standard
 import orjson
 import pytest
 
+from connectors.peer.signing import new_keypair
 from functions import channels, localrun, wiring
 from functions import runs as runs_module
 from functions.deliver import handler as deliver
@@ -29,7 +30,7 @@ from functions.router import handler as router
 from functions.runs import run_intakes
 from gateway.pipeline import COUNT_KEYS, RunResult
 from schemas.config import HubConfig, PeerChannel
-from tests.functions.faults import PeerInboxes, Refuse, WorkerDied, ed25519_pem_pair
+from tests.functions.faults import PeerInboxes, Refuse, WorkerDied
 from tests.functions.test_fn_handlers import Aws, aws  # noqa: F401 - `aws`: moto's server, a module fixture
 from tests.unit.stixdata import bundle, indicator
 
@@ -75,7 +76,7 @@ class QueuedWiring(wiring.Wiring):
 
 @pytest.fixture
 def inboxes(monkeypatch: pytest.MonkeyPatch) -> Iterator[PeerInboxes]:
-    private, public = ed25519_pem_pair()
+    private, public = new_keypair()
     monkeypatch.setenv(SIGNING_ENV, private.decode())
     monkeypatch.setenv(PEER_KEY_ENV, public.decode())
     with PeerInboxes(public) as boxes:

@@ -12,13 +12,12 @@ import pytest
 import requests
 
 from connectors.peer.outbound import SIGNATURE_HEADER, envelope
-from connectors.peer.signing import sign
+from connectors.peer.signing import new_keypair, sign
 from functions import localrun, wiring
 from functions.api import handler as api
 from functions.router import handler as router
 from local.http_adapter import serve_api
 from schemas.config import HubConfig
-from tests.functions.faults import ed25519_pem_pair
 from tests.functions.test_fn_handlers import (  # noqa: F401 - fixtures
     Aws,
     Routing,
@@ -33,8 +32,8 @@ from tests.functions.test_fn_handlers import (  # noqa: F401 - fixtures
 from tests.unit.stixdata import indicator
 
 pytestmark = pytest.mark.integration
-PRIVATE, PUBLIC = ed25519_pem_pair()
-OTHER_PRIVATE, _ = ed25519_pem_pair()
+PRIVATE, PUBLIC = new_keypair()
+OTHER_PRIVATE, _ = new_keypair()
 
 
 @pytest.fixture

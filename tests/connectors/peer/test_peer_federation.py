@@ -11,13 +11,11 @@ from typing import Any
 
 import orjson
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from jwcrypto import jwk, jws
 
 from connectors.peer.inbound import receive
 from connectors.peer.outbound import PeerChannel, envelope
-from connectors.peer.signing import canonical, sign
+from connectors.peer.signing import canonical, new_keypair, sign
 from gateway.intake import take
 from gateway.memory import InMemoryBlobStore, InMemoryStateStore
 from gateway.normalize import RENKEI_EXTENSION_ID
@@ -27,17 +25,6 @@ from schemas.config import HubConfig, PeerConnector
 from schemas.config import PeerChannel as PeerChannelConfig
 
 NOW = datetime(2026, 11, 23, tzinfo=UTC)
-
-
-def keypair() -> tuple[bytes, bytes]:
-    private = Ed25519PrivateKey.generate()
-    pem = private.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
-    public = private.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
-    return pem, public
 
 
 class Hub:
@@ -111,7 +98,7 @@ def peer(cid: str, url: str, env: str, hub_id: str) -> dict[str, Any]:
 def hubs(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Hub]]:
     made = {}
     for name in ("a", "b", "c"):
-        private, public = keypair()
+        private, public = new_keypair()
         monkeypatch.setenv(f"HUB_{name.upper()}_PUBLIC", public.decode())
         # the same key under another name: a channel that B does not recognise as where the object came from
         monkeypatch.setenv(f"HUB_{name.upper()}_PUBLIC_ALIAS", public.decode())
@@ -181,7 +168,7 @@ def test_forged_and_replayed_bundles_are_quarantined_with_the_reason(hubs: dict[
     tampered = body.replace(b"203.0.113.7", b"203.0.113.8")
     forged = receive(connector, tampered, {"X-Renkei-Signature": signature}, b.state, now=NOW)  # type: ignore[arg-type]
     assert forged.refusal is not None and forged.refusal.reason == "peer:bad-signature"
-    other_key, _ = keypair()
+    other_key, _ = new_keypair()
     fresh = envelope("hub-a", {"type": "bundle", "id": "bundle--2", "objects": []}, NOW)
     wrong = receive(
         connector, orjson.dumps(fresh), {"X-Renkei-Signature": sign(fresh, other_key, "hub-a")}, b.state, now=NOW
@@ -196,7 +183,7 @@ def test_forged_and_replayed_bundles_are_quarantined_with_the_reason(hubs: dict[
 
 
 def test_the_signature_verifies_with_a_standard_jose_library_on_its_own(hubs: dict[str, Hub]) -> None:
-    private, public = keypair()
+    private, public = new_keypair()
     signed = envelope("hub-a", {"type": "bundle", "id": "bundle--1", "objects": [indicator("x")]}, NOW)
     header, empty, signature = sign(signed, private, "hub-a").split(".")
     assert empty == ""  # detached
