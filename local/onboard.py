@@ -132,13 +132,18 @@ def _onboard(config: HubConfig, source: str, target: Target, dry_run: bool, forc
     return APPLIED
 
 
+def store_operator_token(state: StateStore) -> None:
+    """The approvals endpoint's operator token, from `RENKEI_OPERATOR_TOKEN`: only its sha256 is kept."""
+    operator = os.environ.get(OPERATOR_TOKEN_ENV)
+    if operator:
+        state.put_cursor(OPERATOR_TOKEN_CURSOR, {"sha256": token_hash(operator)})
+
+
 def _store_logins(config: HubConfig, target: Target, console: Console) -> None:
     """The TAXII server checks member logins against salted hashes in state: store them from the operator's env."""
     if target.state is None:
         return
-    operator = os.environ.get(OPERATOR_TOKEN_ENV)
-    if operator:  # the approvals endpoint's operator token: only its sha256 is kept
-        target.state.put_cursor(OPERATOR_TOKEN_CURSOR, {"sha256": token_hash(operator)})
+    store_operator_token(target.state)
     missing = provision(config, target.state)
     if missing:
         console.print(

@@ -213,11 +213,14 @@ class Worker:
         self._logins_of = ""
 
     def keep_logins(self, config: HubConfig, version: str) -> None:
-        """Store the TAXII logins' hashes from this process's environment whenever the config version changes."""
+        """Store the TAXII logins' and the operator token's hashes from this process's environment whenever the
+        config version changes."""
         if version == self._logins_of:
             return
         from connectors.taxii_server.credentials import provision
+        from local.onboard import store_operator_token
 
+        store_operator_token(self.hub.aws.state)
         missing = provision(config, self.hub.aws.state)
         if missing:
             self.console.print(f"[yellow]TAXII logins without a password in the environment: {', '.join(missing)}")

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import requests
 from taxii2client.v21 import Collection, Server
 
 from connectors.taxii_server.server import collection_id, feedback_collection_id
@@ -62,6 +63,7 @@ def hub(medallion: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iter
     finance = Collection(f"{medallion}collections/{COLLECTION}/", user=USER, password=PASSWORD)
     finance.add_objects({"objects": [PUBLISHED]}, wait_for_completion=True, poll_interval=0.2)  # Finance ISAC publishes
     monkeypatch.setenv("POWER_PW", "power-secret")
+    monkeypatch.setenv("RENKEI_OPERATOR_TOKEN", "operator-token-of-this-test")
     monkeypatch.setenv("ICT_PW", "ict-secret")
     config = tmp_path / "gateway.yaml"
     config.write_text(CONFIG.format(url=medallion, collection=COLLECTION, user=USER))
@@ -110,4 +112,8 @@ def test_a_members_answer_goes_back_to_the_isac_that_published_and_only_there(hu
     ict = Server(f"{hub.api}/taxii2/", user="ict-co", password="ict-secret").api_roots[0]
     ict_collection = next(c for c in ict.collections if c.id == collection_id("ict-isac"))
     assert ict_collection.get_objects().get("objects", []) == []  # neither the indicator nor the answer
+    # serve stored the operator token's hash too: the approvals endpoint answers the operator only
+    operator = {"Authorization": "Bearer operator-token-of-this-test"}
+    assert requests.get(f"{hub.api}/pending", headers=operator, timeout=10).json() == {"pending": []}
+    assert requests.get(f"{hub.api}/pending", timeout=10).status_code == 401
     assert hub.stop() == 0
