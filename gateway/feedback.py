@@ -9,18 +9,17 @@ feedback on a feed's advisory has no return path and is refused (kept in quarant
 
 from __future__ import annotations
 
-import hashlib
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-import orjson
 from cryptography.exceptions import InvalidTag
 
+from gateway import quarantine
 from gateway.errors import RenkeiError
-from gateway.model import Delivery, QuarantineRecord, StixObject, VersionRecord
+from gateway.model import Delivery, StixObject, VersionRecord
 from gateway.normalize import RENKEI_EXTENSION_DEFINITION, RENKEI_EXTENSION_ID, RENKEI_NAMESPACE
 from gateway.ports import BlobStore, StateStore
 from gateway.scope import to_json
@@ -40,6 +39,7 @@ class ReturnPath:
 
     communities: tuple[str, ...] = ()
     address: str | None = None
+    home: str | None = None  # the sender's community: the only one a relayed answer's scope names
 
     @property
     def label(self) -> str:
@@ -78,6 +78,7 @@ def return_path(config: HubConfig, record: VersionRecord, state: StateStore, sea
     connector = config.connector(record.connector)
     if connector is None:
         return ReturnPath()
+    home = connector.sender.community if connector.sender else None
     if isinstance(connector, EmailConnector):
         if sealer is None:
             return ReturnPath()
@@ -87,9 +88,9 @@ def return_path(config: HubConfig, record: VersionRecord, state: StateStore, sea
             identity = sealer.open(token, sealed) if sealed else {}
         except InvalidTag:
             return ReturnPath()
-        return ReturnPath(address=identity.get("reply_to"))
+        return ReturnPath(address=identity.get("reply_to"), home=home)
     known = {c.id for c in config.communities}
-    return ReturnPath(communities=tuple(sorted(origin_ids(config, connector) & known)))
+    return ReturnPath(communities=tuple(sorted(origin_ids(config, connector) & known)), home=home)
 
 
 class Feedback:
@@ -116,8 +117,6 @@ class Feedback:
         return [self._one(giver, obj, input_name) for obj in objects]
 
     def _one(self, giver: str, obj: Any, input_name: str) -> Outcome:
-        object_id = str(obj.get("id", "")) if isinstance(obj, dict) else ""
-        version = str(obj.get("modified", "")) if isinstance(obj, dict) else ""
         try:
             sighting = check_object(obj, self.clock()).obj
         except ObjectInvalid as invalid:
@@ -133,12 +132,10 @@ class Feedback:
         if record is None or not (path.communities or path.address):
             detail = "the object's sender has no way back (a one-way feed or a bundle drop)"
             return self._refuse(giver, obj, input_name, "feedback:no-return-path", detail)
-        connector = self.config.connector(record.connector)
-        home = connector.sender.community if connector is not None and connector.sender else None
-        relayed = self._relayed(sighting, giver, Tlp.parse(record.tlp), home)
+        relayed = self._relayed(sighting, giver, Tlp.parse(record.tlp), path.home)
         key = f"feedback>{path.label}"
         if self.state.delivered({(key, relayed["id"])}).get((key, relayed["id"])) == relayed["modified"]:
-            return Outcome(object_id, version, True, "already relayed to the sender")
+            return Outcome(*_posted(obj), True, "already relayed to the sender")
         try:
             bundle = self._bundle(relayed)
             for community in path.communities:
@@ -148,7 +145,7 @@ class Feedback:
         except RenkeiError as failed:
             return self._refuse(giver, obj, input_name, "feedback:undelivered", f"sender unreachable: {failed}")
         self.state.record_deliveries([Delivery(key, relayed["id"], relayed["modified"])])
-        return Outcome(object_id, version, True, "relayed to the sender only")
+        return Outcome(*_posted(obj), True, "relayed to the sender only")
 
     def _relayed(self, sighting: StixObject, giver: str, object_tlp: Tlp, home: str | None) -> StixObject:
         """The hub's sighting: the answer and its counts and times, no member's identity, at least the object's TLP.
@@ -188,17 +185,13 @@ class Feedback:
 
     def _refuse(self, giver: str, obj: Any, input_name: str, reason: str, detail: str) -> Outcome:
         """Kept with its bytes and reason, as every refused input is; the status says why."""
-        try:
-            raw = orjson.dumps(obj)
-        except (orjson.JSONEncodeError, TypeError):
-            raw = repr(obj).encode("utf-8", "backslashreplace")
-        ref = self.blobs.put(f"quarantine/{hashlib.sha256(raw).hexdigest()}", raw)
-        object_id = str(obj.get("id", "")) if isinstance(obj, dict) else ""
-        record = QuarantineRecord(
-            quarantine_id=f"quarantine--{uuid.uuid4()}", reason=reason, detail=detail, connector=f"feedback:{giver}",
-            input_name=input_name, raw_ref=ref, recorded_at=self.clock().strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
-            object_id=object_id or None,
-        )  # fmt: skip
-        self.state.add_quarantine(record)
-        version = str(obj.get("modified", "")) if isinstance(obj, dict) else ""
-        return Outcome(object_id, version, False, f"{reason}: {detail}")
+        ref, object_id = quarantine.keep_object(self.blobs, obj)
+        quarantine.record(self.state, self.clock(), f"feedback:{giver}", input_name, ref, reason, detail, object_id)
+        return Outcome(*_posted(obj), False, f"{reason}: {detail}")
+
+
+def _posted(obj: Any) -> tuple[str, str]:
+    """(id, version) of a posted object as its status entry names it, whatever it is."""
+    if not isinstance(obj, dict):
+        return "", ""
+    return str(obj.get("id", "")), str(obj.get("modified", ""))

@@ -19,6 +19,7 @@ from typing import Any
 
 import orjson
 
+from gateway import quarantine
 from gateway.anonymize import Redactor, anonymize
 from gateway.changes import change_note, diff
 from gateway.dedupe import Verdict, canonical_version, classify
@@ -581,12 +582,7 @@ class Pipeline:
         self, result: RunResult, sender: SenderPolicy, input_name: str, obj: Any, reason: str, detail: str
     ) -> None:
         result.counts["quarantined"] += 1
-        try:
-            raw = orjson.dumps(obj)
-        except (orjson.JSONEncodeError, TypeError):
-            raw = repr(obj).encode("utf-8", "backslashreplace")
-        ref = self.blobs.put(f"quarantine/{hashlib.sha256(raw).hexdigest()}", raw)
-        object_id = obj.get("id") if isinstance(obj, dict) and isinstance(obj.get("id"), str) else None
+        ref, object_id = quarantine.keep_object(self.blobs, obj)
         self._record_quarantine(result, sender, input_name, ref, reason, detail, object_id)
 
     def _record_quarantine(
@@ -599,18 +595,10 @@ class Pipeline:
         detail: str,
         object_id: str | None,
     ) -> None:
-        record = QuarantineRecord(
-            quarantine_id=f"quarantine--{uuid.uuid4()}",
-            reason=reason,
-            detail=detail,
-            connector=sender.connector_id,
-            input_name=input_name,
-            raw_ref=raw_ref,
-            recorded_at=_stamp(self.clock()),
-            object_id=object_id,
+        held = quarantine.record(
+            self.state, self.clock(), sender.connector_id, input_name, raw_ref, reason, detail, object_id
         )
-        self.state.add_quarantine(record)
-        result.quarantined.append(record)
+        result.quarantined.append(held)
 
 
 # Stands for an object of the input that is not routed in this run and not held from before.
