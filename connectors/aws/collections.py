@@ -8,7 +8,7 @@ needs one batch read per page instead of a query per object.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -20,6 +20,12 @@ from gateway.errors import RetryableError
 
 _SKIP = frozenset({"marking-definition", "extension-definition"})
 _BATCH = 25
+
+
+def object_version(obj: dict[str, Any]) -> str:
+    """An object's TAXII version: `modified`, else `created` (objects without either have the empty one)."""
+    return str(obj.get("modified") or obj.get("created") or "")
+
 
 # Keeps or drops each of a batch of candidate objects (TAXII match[...] filters).
 Select = Callable[[list[dict[str, Any]]], list[bool]]
@@ -39,7 +45,7 @@ class CollectionStore:
         now = datetime.now(UTC)
         items = []
         for index, obj in enumerate(objects):
-            version = str(obj.get("modified") or obj.get("created") or "")
+            version = object_version(obj)
             added = (now + timedelta(microseconds=index)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
             items.append(
                 {
@@ -60,7 +66,7 @@ class CollectionStore:
             self._write(requests)
         for obj in objects:
             if obj["type"] not in _SKIP:
-                self._widen_span(collection, obj["id"], str(obj.get("modified") or obj.get("created") or ""))
+                self._widen_span(collection, obj["id"], object_version(obj))
 
     def _widen_span(self, collection: str, object_id: str, version: str) -> None:
         """Move the object's first/last versions to include `version` (two conditional updates, both idempotent)."""
@@ -84,29 +90,27 @@ class CollectionStore:
             keys = [{"pk": {"S": f"col#{collection}"}, "sk": {"S": f"span#{i}"}} for i in ids[start : start + 100]]
             pending: dict[str, Any] = {self._table: {"Keys": keys}}
             for _ in range(8):
-                answer = self._client.batch_get_item(RequestItems=pending)
+                try:
+                    answer = self._client.batch_get_item(RequestItems=pending)
+                except ClientError as exc:
+                    raise RetryableError(f"collection read failed: {exc.response['Error']['Code']}") from exc
                 for item in answer["Responses"].get(self._table, []):
                     out[item["sk"]["S"][5:]] = (item["first_version"]["S"], item["last_version"]["S"])
                 pending = answer.get("UnprocessedKeys") or {}
                 if not pending:
                     break
+            else:
+                # a span missing would make `match[version]=last` skip its object: fail the page instead
+                raise RetryableError("collection read: keys still unprocessed after retries")
         return out
 
     def versions_of(self, collection: str, object_id: str) -> list[tuple[str, dict[str, Any]]]:
         """Every version of one object in the collection, oldest first: [(date added, object)]."""
-        kwargs: dict[str, Any] = {
-            "TableName": self._table,
-            "KeyConditionExpression": "pk = :pk AND begins_with(sk, :id)",
-            "ExpressionAttributeValues": {":pk": {"S": f"col#{collection}"}, ":id": {"S": f"{object_id}#"}},
-        }
-        found: list[tuple[str, dict[str, Any]]] = []
-        while True:
-            page = self._client.query(**kwargs)
-            found += [(i["date_added_key"]["S"].split("#", 1)[0], orjson.loads(i["body"]["S"])) for i in page["Items"]]
-            if "LastEvaluatedKey" not in page:
-                break
-            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
-        return sorted(found, key=lambda pair: str(pair[1].get("modified") or pair[1].get("created") or ""))
+        found = [
+            (item["date_added_key"]["S"].split("#", 1)[0], orjson.loads(item["body"]["S"]))
+            for item in self._items(collection, sk_prefix=f"{object_id}#")
+        ]
+        return sorted(found, key=lambda pair: object_version(pair[1]))
 
     def _write(self, requests: list[dict[str, Any]]) -> None:
         pending = {self._table: requests}
@@ -122,17 +126,22 @@ class CollectionStore:
 
     def objects(self, collection: str) -> list[dict[str, Any]]:
         """Every object in a collection (for tests and the demo; the TAXII server pages instead)."""
-        out: list[dict[str, Any]] = []
+        return [orjson.loads(item["body"]["S"]) for item in self._items(collection) if "body" in item]
+
+    def _items(self, collection: str, sk_prefix: str = "") -> Iterator[dict[str, Any]]:
+        """The collection's items (objects, and spans unless `sk_prefix` excludes them), page after page."""
         kwargs: dict[str, Any] = {
             "TableName": self._table,
-            "KeyConditionExpression": "pk = :pk",
+            "KeyConditionExpression": "pk = :pk" + (" AND begins_with(sk, :sk)" if sk_prefix else ""),
             "ExpressionAttributeValues": {":pk": {"S": f"col#{collection}"}},
         }
+        if sk_prefix:
+            kwargs["ExpressionAttributeValues"][":sk"] = {"S": sk_prefix}
         while True:
             page = self._client.query(**kwargs)
-            out += [orjson.loads(item["body"]["S"]) for item in page["Items"] if "body" in item]
+            yield from page["Items"]
             if "LastEvaluatedKey" not in page:
-                return out
+                return
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
     def page(

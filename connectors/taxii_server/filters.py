@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from connectors.aws.collections import object_version
 from connectors.taxii_server.cursor import CursorForged, decode
 
 MAX_LIMIT = 1000
@@ -54,7 +55,7 @@ class Query:
         return not self.spec_versions or obj.get("spec_version", "2.1") in self.spec_versions
 
     def _matches_version(self, obj: dict[str, Any], span: tuple[str, str] | None) -> bool:
-        version = str(obj.get("modified") or obj.get("created") or "")
+        version = object_version(obj)
         if _same_instant(version) in self.versions:
             return True
         if span is None:

@@ -19,7 +19,7 @@ from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 
-from connectors.aws.collections import CollectionStore
+from connectors.aws.collections import CollectionStore, object_version
 from connectors.taxii_server import status as statuses
 from connectors.taxii_server.credentials import Logins
 from connectors.taxii_server.cursor import encode
@@ -120,7 +120,7 @@ def build_app(context: Callable[[], ServerContext]) -> APIGatewayRestResolver:
         community = member(context())
         if isinstance(community, Response):
             return community
-        return taxii(200, {"collections": [_collection(community), _feedback_collection(community)]})
+        return taxii(200, {"collections": list(_collections_of(community).values())})
 
     @app.get("/api/collections/<cid>/")
     def collection(cid: str) -> Response:
@@ -128,11 +128,8 @@ def build_app(context: Callable[[], ServerContext]) -> APIGatewayRestResolver:
         community = member(ctx)
         if isinstance(community, Response):
             return community
-        if cid == feedback_collection_id(community.id):
-            return taxii(200, _feedback_collection(community))
-        if cid == collection_id(community.id):
-            return taxii(200, _collection(community))
-        return error(404, "Unknown collection", "no such collection for this member")
+        found = _collections_of(community).get(cid)
+        return taxii(200, found) if found else error(404, "Unknown collection", "no such collection for this member")
 
     def scoped(ctx: ServerContext, cid: str) -> tuple[Community, Query] | Response:
         """The member's community and the query, for a read of one of its collections; else the error."""
@@ -170,7 +167,7 @@ def build_app(context: Callable[[], ServerContext]) -> APIGatewayRestResolver:
         if not held:
             return error(404, "Unknown object", "no object with that id in this collection")
         after = [(added, obj) for added, obj in held if not q.after or added > q.after.rstrip("~")]
-        return q, after, _version(held[0][1]), _version(held[-1][1])
+        return q, after, object_version(held[0][1]), object_version(held[-1][1])
 
     @app.get("/api/collections/<cid>/objects/")
     def objects(cid: str) -> Response:
@@ -179,7 +176,13 @@ def build_app(context: Callable[[], ServerContext]) -> APIGatewayRestResolver:
     @app.get("/api/collections/<cid>/manifest/")
     def manifest(cid: str) -> Response:
         return page_of(
-            cid, lambda added, obj: {"id": obj["id"], "date_added": added, "version": _version(obj), "media_type": STIX}
+            cid,
+            lambda added, obj: {
+                "id": obj["id"],
+                "date_added": added,
+                "version": object_version(obj),
+                "media_type": STIX,
+            },
         )
 
     @app.get("/api/collections/<cid>/objects/<oid>/")
@@ -188,7 +191,7 @@ def build_app(context: Callable[[], ServerContext]) -> APIGatewayRestResolver:
         if isinstance(found, Response):
             return found
         q, after, first, last = found
-        chosen = [(added, obj) for added, obj in after if q.keeps_version(_version(obj), first, last)][: q.limit]
+        chosen = [(added, obj) for added, obj in after if q.keeps_version(object_version(obj), first, last)][: q.limit]
         body: dict[str, Any] = {"more": False}
         if chosen:
             body["objects"] = [obj for _, obj in chosen]
@@ -203,7 +206,7 @@ def build_app(context: Callable[[], ServerContext]) -> APIGatewayRestResolver:
         shown = after[: q.limit]
         body: dict[str, Any] = {"more": len(after) > len(shown)}
         if shown:
-            body["versions"] = [_version(obj) for _, obj in shown]
+            body["versions"] = [object_version(obj) for _, obj in shown]
         return taxii(200, body, _added_headers([added for added, _ in shown]))
 
     @app.delete("/api/collections/<cid>/objects/<oid>/")
@@ -267,14 +270,15 @@ def _basic_login(ctx: ServerContext, authorization: str) -> str | None:
     return ctx.logins.community_of(ctx.config, user, password)
 
 
-def _version(obj: dict[str, Any]) -> str:
-    return str(obj.get("modified") or obj.get("created") or "")
-
-
 def _added_headers(added: list[str]) -> dict[str, str]:
     if not added:
         return {}
     return {"X-TAXII-Date-Added-First": timestamp(min(added)), "X-TAXII-Date-Added-Last": timestamp(max(added))}
+
+
+def _collections_of(community: Community) -> dict[str, dict[str, Any]]:
+    """A member's two collections, by id: what it received, and where it answers."""
+    return {c["id"]: c for c in (_collection(community), _feedback_collection(community))}
 
 
 def _collection(community: Community) -> dict[str, Any]:
