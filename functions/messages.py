@@ -6,9 +6,11 @@ at most 1 MiB and bills per 64 KB, a 10,000-indicator bundle is about 6.6 MB.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from gateway.errors import PermanentError
 
 # Bundles above this travel by reference: well below SQS's 1 MiB, and cheap to bill (64 KB units).
 INLINE_BUNDLE_BYTES = 192 * 1024
@@ -67,3 +69,15 @@ class PollRequest(_Message):
         if isinstance(data, dict) and "connector" not in data and isinstance(data.get("detail"), dict):
             return data["detail"]
         return data
+
+
+Message = TypeVar("Message", bound=BaseModel)
+
+
+def read_message(kind: type[Message], body: str, what: str) -> Message:
+    """A queue message as `kind`. Raises PermanentError (retrying cannot help) naming only how many errors:
+    pydantic's message quotes the input, which must stay out of logs and the dead-letter reason."""
+    try:
+        return kind.model_validate_json(body)
+    except ValidationError as exc:
+        raise PermanentError(f"not {what}: {exc.error_count()} errors") from None

@@ -23,14 +23,13 @@ from aws_lambda_powertools.utilities.idempotency import (
     idempotent_function,
 )
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from pydantic import ValidationError
 
 from functions import wiring
 from functions.channels import channel_for, kind_of
-from functions.messages import DeliveryTask
+from functions.messages import DeliveryTask, read_message
 from functions.observability import count, logger, metrics, tracer
 from functions.recheck import recheck, record_withheld
-from gateway.errors import PermanentError, RenkeiError
+from gateway.errors import RenkeiError
 
 # A send is remembered longer than a dead letter is kept (14 days): a redrive never sends twice.
 IDEMPOTENCY_SECONDS = 15 * 86_400
@@ -76,11 +75,7 @@ def _bundle(w: wiring.Wiring, task: DeliveryTask) -> dict[str, Any]:
 
 def handle_record(record: SQSRecord) -> None:
     """Deliver one task. Raising marks the record failed (retried, then dead-lettered)."""
-    try:
-        task = DeliveryTask.model_validate_json(record.body)
-    except ValidationError as exc:
-        # pydantic's message quotes the input: keep it out of logs and the dead-letter reason
-        raise PermanentError(f"not a delivery task: {exc.error_count()} errors") from None
+    task = read_message(DeliveryTask, record.body, "a delivery task")
     w = wiring.current()
     config, version = w.config()  # read afresh at the start of this invocation
     bundle = _bundle(w, task)

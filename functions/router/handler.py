@@ -15,11 +15,10 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, pro
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from pydantic import ValidationError
 
 from functions import wiring
 from functions.mail_ingest.handler import read_mail
-from functions.messages import EnvelopeMessage
+from functions.messages import EnvelopeMessage, read_message
 from functions.observability import logger, metrics, tracer
 from functions.runs import run_intakes
 from gateway.errors import PermanentError, RetryableError
@@ -29,11 +28,7 @@ from schemas.config import EmailConnector
 
 def handle_record(record: SQSRecord) -> None:
     """Route one envelope. Raising marks the record failed (retried, then dead-lettered)."""
-    try:
-        envelope = EnvelopeMessage.model_validate_json(record.body)
-    except ValidationError as exc:
-        # pydantic's message quotes the input: keep it out of logs and the dead-letter reason
-        raise PermanentError(f"not an envelope: {exc.error_count()} errors") from None
+    envelope = read_message(EnvelopeMessage, record.body, "an envelope")
     w = wiring.current()
     config, version = w.config()
     connector = config.connector(envelope.connector)
