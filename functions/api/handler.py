@@ -29,10 +29,10 @@ def _context() -> ServerContext:
     w = wiring.current()
     config, _ = w.config()
     assert w.state is not None
-    # Cursors are signed with a key derived from the seal key: forged or altered ones are refused.
-    key = hashlib.sha256(b"renkei-taxii-cursor|" + w.seal_key_for(config)).digest()
     context = _contexts.get(w)
     if context is None or context.config is not config:  # keeps the login memo while the config holds
+        # Cursors are signed with a key derived from the seal key: forged or altered ones are refused.
+        key = hashlib.sha256(b"renkei-taxii-cursor|" + w.seal_key_for(config)).digest()
         context = ServerContext(
             config, CollectionStore(w.settings.objects_table, w.dynamodb), key, w.state, w.blobs,
             lambda giver, objects, name: relay(w, giver, objects, name),
