@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Iterable
-from typing import Any, cast
+from typing import Any
 
 from connectors.mailout.approval import ApprovalMailer
 from functions.observability import logger, record_run
@@ -40,19 +40,16 @@ def run_intakes(
     Stops early, between intakes, when `time_left()` turns False; a poller's source resumes from its cursor.
     """
     outbox = SqsOutbox(wiring.sqs, wiring.settings.deliveries_queue_url, wiring.blobs, version)  # type: ignore[arg-type]
-    assert wiring.state is not None
     pipeline = wiring.pipeline(config, version, outbox)
-    seen = SeenBefore(wiring.state)
-    pipeline.state = cast(StateStore, seen)
     total = RunResult()
     taken = 0
     asker = approval_mailer(wiring, config)
     for intake in intakes:
         outbox.sender(connector_id, intake.member)
-        seen.held = None
-        total.merge(take(pipeline, config, connector_id, intake, asker))
-        if requeue and seen.held and intake.refusal is None and intake.approval_token is None:
-            requeue_unqueued(wiring, config, version, connector_id, intake, seen.held, total)
+        result = take(pipeline, config, connector_id, intake, asker)
+        total.merge(result)
+        if requeue and result.held_before and intake.refusal is None and intake.approval_token is None:
+            requeue_unqueued(wiring, config, version, connector_id, intake, result.held_before, total)
         taken += 1
         if not time_left():
             logger.warning("stopping early: the invocation is running out of time", connector=connector_id, taken=taken)
@@ -60,26 +57,6 @@ def run_intakes(
     summary = record_run(connector_id, total)
     logger.info("run done", extra={"connector": connector_id, "inputs": taken, "config_version": version, **summary})
     return total
-
-
-class SeenBefore:
-    """The state store, noting the version records that dedupe found already held: the input was seen before.
-
-    Dedupe's look-up is the run's first `versions` call, keyed by the input's own (id, version) pairs.
-    """
-
-    def __init__(self, state: StateStore) -> None:
-        self._state = state
-        self.held: dict[tuple[str, str], VersionRecord] | None = None
-
-    def versions(self, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], VersionRecord]:
-        found = self._state.versions(keys)
-        if self.held is None:
-            self.held = dict(found)
-        return found
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._state, name)
 
 
 def unqueued(

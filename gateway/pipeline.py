@@ -80,6 +80,9 @@ class RunResult:
     followups: list[dict[str, str]] = field(default_factory=list)
     undelivered: Counter[str] = field(default_factory=Counter)
     unasked: list[str] = field(default_factory=list)  # pending inputs whose approval request could not be sent
+    # (id, version) -> record, for the objects dedupe found already held with the same content: an input seen
+    # before. A caller retrying a failed run uses it to queue what that run claimed but never queued.
+    held_before: dict[tuple[str, str], VersionRecord] = field(default_factory=dict)
 
     def merge(self, other: RunResult) -> None:
         self.counts.update(other.counts)
@@ -92,6 +95,7 @@ class RunResult:
         self.followups += other.followups
         self.undelivered.update(other.undelivered)
         self.unasked += other.unasked
+        self.held_before.update(other.held_before)
 
     def summary(self) -> dict[str, Any]:
         """The run summary of the contract; `undelivered` only when a channel failed."""
@@ -316,6 +320,8 @@ class Pipeline:
                 seen_in_run[key] = item.norm.content_hash
             if item.verdict in (Verdict.DUPLICATE, Verdict.STALE):
                 result.counts["duplicate"] += 1
+                if item.verdict is Verdict.DUPLICATE and key in same:
+                    result.held_before[key] = same[key]
             elif item.verdict.quarantined:
                 detail = (
                     "same id and version as one already held, with different content"
